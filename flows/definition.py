@@ -1,0 +1,324 @@
+"""Loading a flow file: parse, validate, build frozen objects. A loaded flow is valid.
+
+A flow is data (TOML): the step graph and the English source strings that gettext extracts.
+`load_flow` reports *every* problem it finds in one `FlowError` (as goflow's `NewFlow` does),
+so an editor fixes a file in one pass instead of one error at a time.
+
+Step kinds:
+    screen      information: title, paragraphs, optional dynamic blocks, navigation buttons
+    question    asks for one answer (`input`: choice, text, phone, email); may be skipped
+                when `optional`; may be shown only `when` an earlier answer matches
+    summary     shows the draft answers: confirm, change one, or cancel
+    submitting  waits for the edges to store the request (never shown as a screen of its own)
+    done        the request was stored: shows the reference code
+    language    the list of languages, each in its own name
+    status      asks for a reference code and reports whether it was picked up
+    forget      asks to confirm "delete what I told you"
+    exit        the neutral line left after a quick exit
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from flows.errors import FlowError
+
+MAX_FLOW_BYTES = 512 * 1024
+CALLBACK_DATA_MAX_BYTES = 64  # Telegram refuses the whole message above this
+# Longest callback payload the engine builds around an id: "a:<seq>:<value>" with a
+# six-digit base-36 sequence number.
+_CALLBACK_OVERHEAD = len("a:zzzzzz:")
+
+STEP_KINDS = frozenset(
+    {"screen", "question", "summary", "submitting", "done", "language", "status", "forget", "exit"}
+)
+INPUT_KINDS = frozenset({"choice", "text", "phone", "email"})
+BLOCKS = frozenset({"helplines_now", "helplines_all", "organisations", "policy", "retention"})
+DYNAMIC_OPTIONS = frozenset({"languages", "organisations"})
+DEPLOYMENT_CONDITIONS = frozenset({"org_choice"})
+
+# Interface strings the engine itself uses; the flow file must define each.
+REQUIRED_STRINGS = frozenset(
+    {
+        "quick_exit", "language", "menu", "skip", "yes", "no",
+        "stale_button", "buttons_only", "not_text", "edited", "too_long",
+        "confirm", "change", "cancel", "change_which", "not_answered",
+        "submit_failed", "submit_interrupted", "language_changed",
+        "status_unknown", "status_waiting", "status_picked_up", "status_closed",
+        "status_withdrawn", "forgotten", "forgotten_withdrawn", "reference_intro",
+        "free_24h", "hours", "policy_reviewed", "policy_quote_intro",
+        "policy_exception_intro", "no_preference", "phone_label",
+        "website_label", "languages_label", "unofficial_translation", "invalid_phone",
+        "invalid_email", "invalid_text", "status_bad_code",
+    }
+)
+REQUIRED_PLURALS = frozenset({"retention_days"})
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+    next: str | None = None
+
+
+@dataclass(frozen=True)
+class NavButton:
+    label: str
+    goto: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str | None = None
+    values: frozenset[str] = frozenset()
+    deployment: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    kind: str
+    title: str = ""
+    text: tuple[str, ...] = ()
+    blocks: tuple[str, ...] = ()
+    buttons: tuple[NavButton, ...] = ()
+    next: str | None = None
+    field: str | None = None
+    input: str | None = None
+    options: tuple[Option, ...] = ()
+    options_from: str | None = None
+    optional: bool = False
+    max_length: int = 200
+    summary_label: str = ""
+    when: Condition | None = None
+    protect: bool = True
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    version: int
+    entry: str
+    menu: str
+    steps: Mapping[str, Step]
+    strings: Mapping[str, str]
+    # key -> (singular, plural) English source; gettext picks the form for each language
+    plurals: Mapping[str, tuple[str, str]]
+    # question steps in form order, for the summary
+    form: tuple[str, ...] = field(default_factory=tuple)
+
+    def step(self, step_id: str) -> Step:
+        return self.steps[step_id]
+
+    def string(self, key: str) -> str:
+        return self.strings[key]
+
+    def source_strings(self) -> list[str]:
+        """Every translatable English string, in file order (what gettext extracts)."""
+        out: list[str] = list(self.strings.values())
+        for s in self.steps.values():
+            out.extend(x for x in (s.title, *s.text, s.summary_label) if x)
+            out.extend(b.label for b in s.buttons)
+            out.extend(o.label for o in s.options)
+        return list(dict.fromkeys(out))
+
+
+def bundled_flow_path() -> Path:
+    return Path(str(resources.files("flows") / "content" / "victim.toml"))
+
+
+def load_flow(path: Path | None = None) -> Flow:
+    path = path or bundled_flow_path()
+    raw = path.read_bytes()
+    if len(raw) > MAX_FLOW_BYTES:
+        raise FlowError([f"{path.name}: file is larger than {MAX_FLOW_BYTES} bytes"])
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FlowError([f"{path.name}: not valid TOML: {exc}"]) from exc
+    return build_flow(data)
+
+
+def build_flow(data: Mapping[str, Any]) -> Flow:
+    problems: list[str] = []
+    meta = data.get("flow", {})
+    steps_raw = data.get("steps", {})
+    strings_raw = data.get("strings", {})
+    if not isinstance(steps_raw, dict) or not steps_raw:
+        raise FlowError(["[steps] is missing or empty"])
+
+    strings = {str(k): str(v) for k, v in strings_raw.items()}
+    for key in sorted(REQUIRED_STRINGS - strings.keys()):
+        problems.append(f"[strings] is missing {key!r}")
+    plurals: dict[str, tuple[str, str]] = {}
+    for key, forms in data.get("plurals", {}).items():
+        if not (isinstance(forms, list) and len(forms) == 2):
+            problems.append(f"[plurals] {key!r} needs [singular, plural]")
+        else:
+            plurals[str(key)] = (str(forms[0]), str(forms[1]))
+    for key in sorted(REQUIRED_PLURALS - plurals.keys()):
+        problems.append(f"[plurals] is missing {key!r}")
+
+    steps: dict[str, Step] = {}
+    form: list[str] = []
+    for sid, raw in steps_raw.items():
+        step = _build_step(sid, raw, problems)
+        if step is not None:
+            steps[sid] = step
+            if step.kind == "question":
+                form.append(sid)
+
+    entry = str(meta.get("entry", ""))
+    menu = str(meta.get("menu", ""))
+    for name, target in (("entry", entry), ("menu", menu)):
+        if target not in steps:
+            problems.append(f"[flow] {name} points to unknown step {target!r}")
+
+    for sid, step in steps.items():
+        for target in _targets(step):
+            if target not in steps:
+                problems.append(f"step {sid!r}: transition to unknown step {target!r}")
+        if step.when and step.when.field and not any(
+            s.field == step.when.field for s in steps.values()
+        ):
+            problems.append(f"step {sid!r}: 'when' names field {step.when.field!r} no question sets")
+
+    fields_seen: dict[str, str] = {}
+    for sid in form:
+        fld = steps[sid].field or ""
+        if fld in fields_seen:
+            problems.append(f"step {sid!r}: field {fld!r} is already set by {fields_seen[fld]!r}")
+        fields_seen[fld] = sid
+
+    for kind in ("summary", "submitting", "done", "language", "status", "forget", "exit"):
+        count = sum(1 for s in steps.values() if s.kind == kind)
+        if count != 1:
+            problems.append(f"the flow needs exactly one {kind!r} step, found {count}")
+
+    if not problems:
+        unreachable = sorted(set(steps) - _reachable(steps, entry, menu))
+        for sid in unreachable:
+            problems.append(f"step {sid!r} is unreachable")
+
+    if problems:
+        raise FlowError(problems)
+    return Flow(
+        id=str(meta.get("id", "flow")),
+        version=int(meta.get("version", 1)),
+        entry=entry,
+        menu=menu,
+        steps=steps,
+        strings=strings,
+        plurals=plurals,
+        form=tuple(form),
+    )
+
+
+def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
+    where = f"step {sid!r}"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a table")
+        return None
+    if len(("x:" + sid).encode()) > CALLBACK_DATA_MAX_BYTES:
+        problems.append(f"{where}: id too long for a button's callback data")
+    kind = raw.get("kind")
+    if kind not in STEP_KINDS:
+        problems.append(f"{where}: unknown kind {kind!r}")
+        return None
+    text = raw.get("text", [])
+    if isinstance(text, str):
+        text = [text]
+    blocks = tuple(raw.get("blocks", []))
+    for b in blocks:
+        if b not in BLOCKS:
+            problems.append(f"{where}: unknown block {b!r}")
+    buttons = []
+    for b in raw.get("buttons", []):
+        if not isinstance(b, dict) or "label" not in b or "goto" not in b:
+            problems.append(f"{where}: a button needs 'label' and 'goto'")
+            continue
+        buttons.append(NavButton(label=str(b["label"]), goto=str(b["goto"])))
+    options = []
+    for o in raw.get("options", []):
+        if not isinstance(o, dict) or "value" not in o or "label" not in o:
+            problems.append(f"{where}: an option needs 'value' and 'label'")
+            continue
+        value = str(o["value"])
+        if len(value.encode()) + _CALLBACK_OVERHEAD > CALLBACK_DATA_MAX_BYTES:
+            problems.append(f"{where}: option value {value!r} too long for callback data")
+        options.append(Option(value=value, label=str(o["label"]), next=o.get("next")))
+    when = None
+    if "when" in raw:
+        w = raw["when"]
+        if w.get("deployment") and w["deployment"] not in DEPLOYMENT_CONDITIONS:
+            problems.append(f"{where}: unknown deployment condition {w['deployment']!r}")
+        when = Condition(
+            field=w.get("field"), values=frozenset(w.get("in", [])), deployment=w.get("deployment")
+        )
+    step = Step(
+        id=sid,
+        kind=kind,
+        title=str(raw.get("title", "")),
+        text=tuple(str(t) for t in text),
+        blocks=blocks,
+        buttons=tuple(buttons),
+        next=raw.get("next"),
+        field=raw.get("field"),
+        input=raw.get("input"),
+        options=tuple(options),
+        options_from=raw.get("options_from"),
+        optional=bool(raw.get("optional", False)),
+        max_length=int(raw.get("max_length", 200)),
+        summary_label=str(raw.get("summary_label", "")),
+        when=when,
+        protect=bool(raw.get("protect", True)),
+    )
+    if kind == "question":
+        if not step.field:
+            problems.append(f"{where}: a question needs a 'field'")
+        if step.input not in INPUT_KINDS:
+            problems.append(f"{where}: unknown input {step.input!r}")
+        if step.input == "choice" and not (step.options or step.options_from):
+            problems.append(f"{where}: a choice needs options or options_from")
+        if step.options_from and step.options_from not in DYNAMIC_OPTIONS:
+            problems.append(f"{where}: unknown options_from {step.options_from!r}")
+        if not step.next and not all(o.next for o in step.options):
+            problems.append(f"{where}: a question needs 'next'")
+        if not step.summary_label:
+            problems.append(f"{where}: a question needs a 'summary_label'")
+    if kind in {"summary", "forget", "done", "status", "language"} and not step.title:
+        problems.append(f"{where}: needs a title")
+    return step
+
+
+def _targets(step: Step) -> list[str]:
+    out = [b.goto for b in step.buttons]
+    out += [o.next for o in step.options if o.next]
+    if step.next:
+        out.append(step.next)
+    return out
+
+
+def _reachable(steps: Mapping[str, Step], entry: str, menu: str) -> set[str]:
+    # The menu, language, exit, status and forget screens are reachable from every screen
+    # through the global buttons and commands.
+    roots = [entry, menu] + [s.id for s in steps.values() if s.kind in {"language", "exit", "status", "forget"}]
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        sid = todo.pop()
+        if sid in seen or sid not in steps:
+            continue
+        seen.add(sid)
+        step = steps[sid]
+        todo.extend(_targets(step))
+        if step.kind == "question" or step.kind == "summary":
+            # questions lead on through the form; the summary submits
+            todo.extend(s.id for s in steps.values() if s.kind in {"submitting", "done"})
+    return seen

@@ -1,0 +1,52 @@
+"""The conversation's state: what the engine needs to carry from one event to the next.
+
+Frozen; the edges persist it. `answers` is the draft of a contact request, which the storage
+layer encrypts at rest; everything else is routing data with nothing personal in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    step: str
+    language: str | None = None
+    # Increases with every rendered screen; question buttons carry it so a press on an
+    # old message is recognised as stale instead of answering the wrong question.
+    seq: int = 0
+    answers: Mapping[str, str] = field(default_factory=dict)
+    # Set while the victim changes one answer from the summary: go back there afterwards.
+    editing: bool = False
+    flow_version: int = 1
+
+    def with_(self, **changes: Any) -> ConversationState:
+        return replace(self, **changes)
+
+    def draft(self) -> dict[str, Any]:
+        """The part that is encrypted at rest."""
+        return {"answers": dict(self.answers)}
+
+    def routing(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "language": self.language,
+            "seq": self.seq,
+            "editing": self.editing,
+            "flow_version": self.flow_version,
+        }
+
+    @classmethod
+    def restore(cls, routing: Mapping[str, Any], draft: Mapping[str, Any] | None) -> ConversationState:
+        answers = dict((draft or {}).get("answers", {}))
+        return cls(
+            step=str(routing["step"]),
+            language=routing.get("language"),
+            seq=int(routing.get("seq", 0)),
+            answers={str(k): str(v) for k, v in answers.items()},
+            editing=bool(routing.get("editing", False)),
+            flow_version=int(routing.get("flow_version", 1)),
+        )

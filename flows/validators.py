@@ -1,0 +1,74 @@
+"""Checks for what a person types into the contact form. Pure; each returns the cleaned
+value or the key of the string that explains the problem."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import phonenumbers
+
+# Telegram delivers up to 4096 characters; anything far beyond a field's limit is refused
+# before any work is done on it.
+HARD_LIMIT = 4096
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+
+
+@dataclass(frozen=True)
+class Valid:
+    value: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    reason: str  # a key of the flow's [strings]
+
+
+def clean_text(text: str) -> str:
+    """Drop control and format characters (keeping line breaks), trim spaces."""
+    kept = [
+        ch
+        for ch in text
+        if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cs", "Co", "Cn"}
+    ]
+    return "".join(kept).strip()
+
+
+def validate(kind: str, text: str, *, max_length: int, region: str = "GB") -> Valid | Invalid:
+    if len(text) > HARD_LIMIT or len(text) > max_length * 4:
+        return Invalid("too_long")
+    value = clean_text(text)
+    if kind == "phone":
+        return _phone(value, region)
+    if kind == "email":
+        value = value.replace(" ", "")
+        return Valid(value) if _EMAIL.match(value) and len(value) <= 254 else Invalid("invalid_email")
+    if not value:
+        return Invalid("invalid_text")
+    if len(value) > max_length:
+        return Invalid("too_long")
+    return Valid(value)
+
+
+def _phone(value: str, region: str) -> Valid | Invalid:
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return Invalid("invalid_phone")
+    if not phonenumbers.is_valid_number(number):
+        return Invalid("invalid_phone")
+    return Valid(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def display_phone(e164: str) -> str:
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    fmt = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if number.country_code == 44
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return phonenumbers.format_number(number, fmt)
