@@ -6,7 +6,7 @@ same person can be handled while the first is still running, see the old convers
 be lost (seen in PTB, and in aiogram as issue #1317). Handlers load state only once they hold
 their chat's turn, so each one sees the state its predecessor saved.
 
-Why arrival order is kept (checked against PTB 22.8's ``Application`` and CPython 3.11's
+Why arrival order is kept (checked against PTB 22.8's ``Application`` and CPython 3.11.7's
 ``asyncio.locks``):
 
 * ``Application`` takes updates off ``update_queue`` one by one and, for each, creates a task
@@ -28,8 +28,10 @@ Known limits:
   keep the limit well above any plausible per-chat burst.
 * This orders updates within one process. With several processes (DESIGN.md, "Growing past
   one machine") the storage layer adds a transaction-scoped PostgreSQL advisory lock on the
-  chat's keyed hash; this lock remains useful there, as it keeps one process from queueing
-  its own updates on the database.
+  chat's keyed hash; this lock stays, so that a process does not pile its own updates onto
+  that database lock.
+* The ordering argument rests on CPython's lock semantics (read in 3.11.7);
+  ``tests/unit/bot/test_processor.py`` runs with a small limit so that a change there shows.
 """
 
 from __future__ import annotations

@@ -40,11 +40,11 @@ from __future__ import annotations
 import json
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
-from yarl import URL
 
 if TYPE_CHECKING:
     # PTB exposes the timeout argument type only from a private module; it is needed solely so
@@ -238,8 +238,8 @@ def _body(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str]
 def _describe(exc: BaseException, url: str) -> str:
     """Name the failure without the URL: its path holds the bot token."""
     text = str(exc)
-    parsed = URL(url)
-    for secret in (url, str(parsed), parsed.path, parsed.raw_path):
+    path = urlsplit(url).path
+    for secret in (url, path, quote(path)):
         if secret and secret != "/":
             text = text.replace(secret, _REDACTED)
     name = type(exc).__name__

@@ -45,16 +45,47 @@ DEPLOYMENT_CONDITIONS = frozenset({"org_choice"})
 # Interface strings the engine itself uses; the flow file must define each.
 REQUIRED_STRINGS = frozenset(
     {
-        "quick_exit", "language", "menu", "skip", "yes", "no",
-        "stale_button", "buttons_only", "not_text", "edited", "too_long",
-        "confirm", "change", "cancel", "change_which", "not_answered",
-        "submit_failed", "submit_interrupted", "language_changed",
-        "status_unknown", "status_waiting", "status_picked_up", "status_closed",
-        "status_withdrawn", "forgotten", "forgotten_withdrawn", "reference_intro",
-        "free_24h", "hours", "policy_reviewed", "policy_quote_intro",
-        "policy_exception_intro", "no_preference", "phone_label",
-        "website_label", "languages_label", "unofficial_translation", "invalid_phone",
-        "invalid_email", "invalid_text", "status_bad_code",
+        "quick_exit",
+        "language",
+        "menu",
+        "skip",
+        "yes",
+        "no",
+        "stale_button",
+        "buttons_only",
+        "not_text",
+        "edited",
+        "too_long",
+        "confirm",
+        "change",
+        "cancel",
+        "change_which",
+        "not_answered",
+        "submit_failed",
+        "submit_interrupted",
+        "language_changed",
+        "status_unknown",
+        "status_waiting",
+        "status_picked_up",
+        "status_closed",
+        "status_withdrawn",
+        "forgotten",
+        "forgotten_withdrawn",
+        "reference_intro",
+        "free_24h",
+        "hours",
+        "policy_reviewed",
+        "policy_quote_intro",
+        "policy_exception_intro",
+        "no_preference",
+        "phone_label",
+        "website_label",
+        "languages_label",
+        "unofficial_translation",
+        "invalid_phone",
+        "invalid_email",
+        "invalid_text",
+        "status_bad_code",
     }
 )
 REQUIRED_PLURALS = frozenset({"retention_days"})
@@ -112,6 +143,8 @@ class Flow:
     plurals: Mapping[str, tuple[str, str]]
     # question steps in form order, for the summary
     form: tuple[str, ...] = field(default_factory=tuple)
+    # command name -> English description, for channels with a command menu
+    commands: Mapping[str, str] = field(default_factory=dict)
 
     def step(self, step_id: str) -> Step:
         return self.steps[step_id]
@@ -121,7 +154,7 @@ class Flow:
 
     def source_strings(self) -> list[str]:
         """Every translatable English string, in file order (what gettext extracts)."""
-        out: list[str] = list(self.strings.values())
+        out: list[str] = [*self.strings.values(), *self.commands.values()]
         for s in self.steps.values():
             out.extend(x for x in (s.title, *s.text, s.summary_label) if x)
             out.extend(b.label for b in s.buttons)
@@ -174,6 +207,15 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
             if step.kind == "question":
                 form.append(sid)
 
+    commands = {str(k): str(v) for k, v in data.get("commands", {}).items()}
+    for name, description in commands.items():
+        if not (
+            1 <= len(name) <= 32 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789_" for c in name)
+        ):
+            problems.append(f"[commands] {name!r}: 1-32 characters of a-z, 0-9, _")
+        if not 1 <= len(description) <= 256:
+            problems.append(f"[commands] {name!r}: description must be 1-256 characters")
+
     entry = str(meta.get("entry", ""))
     menu = str(meta.get("menu", ""))
     for name, target in (("entry", entry), ("menu", menu)):
@@ -184,10 +226,14 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
         for target in _targets(step):
             if target not in steps:
                 problems.append(f"step {sid!r}: transition to unknown step {target!r}")
-        if step.when and step.when.field and not any(
-            s.field == step.when.field for s in steps.values()
+        if (
+            step.when
+            and step.when.field
+            and not any(s.field == step.when.field for s in steps.values())
         ):
-            problems.append(f"step {sid!r}: 'when' names field {step.when.field!r} no question sets")
+            problems.append(
+                f"step {sid!r}: 'when' names field {step.when.field!r} no question sets"
+            )
 
     fields_seen: dict[str, str] = {}
     for sid in form:
@@ -217,6 +263,7 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
         strings=strings,
         plurals=plurals,
         form=tuple(form),
+        commands=commands,
     )
 
 
@@ -308,7 +355,9 @@ def _targets(step: Step) -> list[str]:
 def _reachable(steps: Mapping[str, Step], entry: str, menu: str) -> set[str]:
     # The menu, language, exit, status and forget screens are reachable from every screen
     # through the global buttons and commands.
-    roots = [entry, menu] + [s.id for s in steps.values() if s.kind in {"language", "exit", "status", "forget"}]
+    roots = [entry, menu] + [
+        s.id for s in steps.values() if s.kind in {"language", "exit", "status", "forget"}
+    ]
     seen: set[str] = set()
     todo = list(roots)
     while todo:

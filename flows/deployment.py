@@ -151,7 +151,9 @@ def parse_deployment(data: Mapping[str, Any]) -> Deployment:
     default_org = str(routing.get("default", ""))
     receiving = {o.id for o in orgs if o.receives_requests}
     if default_org not in receiving:
-        problems.append(f"[routing] default {default_org!r} is not an organisation that receives requests")
+        problems.append(
+            f"[routing] default {default_org!r} is not an organisation that receives requests"
+        )
     by_language = {str(k): str(v) for k, v in routing.get("by_language", {}).items()}
     for lang, org in by_language.items():
         if org not in receiving:

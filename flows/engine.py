@@ -78,6 +78,13 @@ def step(ctx: Context, state: ConversationState, event: Event) -> Outcome:
     return Outcome(turn.state, tuple(turn.replies), tuple(turn.effects))
 
 
+def render_screen(ctx: Context, state: ConversationState) -> Reply:
+    """The screen for `state` as the engine would show it (for checks and previews)."""
+    turn = _Turn(ctx, state)
+    turn.render()
+    return turn.replies[-1]
+
+
 def _sane(ctx: Context, state: ConversationState) -> ConversationState:
     """A stored state from an older flow, or whose step is gone, restarts at the menu."""
     if state.step not in ctx.flow.steps or state.flow_version != ctx.flow.version:
@@ -128,7 +135,9 @@ class _Turn:
         """Translate, escape for HTML, then fill placeholders with escaped values."""
         text = html.escape(self.tr.gettext(source), quote=False)
         if values:
-            text = text.format_map(_SafeFormat({k: html.escape(v, quote=False) for k, v in values.items()}))
+            text = text.format_map(
+                _SafeFormat({k: html.escape(v, quote=False) for k, v in values.items()})
+            )
         return text
 
     def s(self, key: str, **values: str) -> str:
@@ -179,7 +188,9 @@ class _Turn:
             case Forgotten():
                 self.say("forgotten_withdrawn" if event.withdrawn else "forgotten")
                 self.state = ConversationState(
-                    step=self.flow.menu, language=self.state.language, flow_version=self.flow.version
+                    step=self.flow.menu,
+                    language=self.state.language,
+                    flow_version=self.flow.version,
                 )
             case _:
                 self.render()
@@ -221,7 +232,9 @@ class _Turn:
     def quick_exit(self) -> None:
         self.effects.append(DeleteConversation())
         self.state = ConversationState(
-            step=self._kind("exit"), language=self.state.language, seq=self.state.seq + 1,
+            step=self._kind("exit"),
+            language=self.state.language,
+            seq=self.state.seq + 1,
             flow_version=self.flow.version,
         )
         self.render()
@@ -349,7 +362,9 @@ class _Turn:
         elif value == "cancel":
             self.state = self.state.with_(answers={}, editing=False)
             self.go(self.flow.menu)
-        elif value.startswith("e.") and value[2:].isdigit() and int(value[2:]) < len(self.flow.form):
+        elif (
+            value.startswith("e.") and value[2:].isdigit() and int(value[2:]) < len(self.flow.form)
+        ):
             target = self.flow.step(self.flow.form[int(value[2:])])
             if self._applies(target):
                 self.state = self.state.with_(editing=True)
@@ -423,13 +438,13 @@ class _Turn:
             ]
         elif current.kind == "done":
             ref = self.state.answers.get("reference", "")
-            parts.append(self.s("reference_intro") + f"\n<code>{self.ltr(format_reference(ref))}</code>")
+            parts.append(
+                self.s("reference_intro") + f"\n<code>{self.ltr(format_reference(ref))}</code>"
+            )
         elif current.kind == "forget":
             rows.append((self._a(self.s("yes"), "yes"), self._a(self.s("no"), "no")))
         elif current.kind == "language":
-            rows += [
-                (Button(native_name(code), f"L:{code}"),) for code in self.dep.languages
-            ]
+            rows += [(Button(native_name(code), f"L:{code}"),) for code in self.dep.languages]
         rows += [(Button(self._plain(self.t(b.label)), f"g:{b.goto}"),) for b in current.buttons]
         if current.kind != "exit":
             rows += self.global_rows(current)
@@ -447,9 +462,11 @@ class _Turn:
         self.replies.append(Reply(self.s("change_which"), tuple(rows), protect=True, rtl=self.rtl))
 
     def question_rows(self, q: Step) -> list[tuple[Button, ...]]:
-        rows: list[tuple[Button, ...]] = [
-            (self._a(self._plain(label), value),) for value, label in self._options(q)
-        ] if q.input == "choice" else []
+        rows: list[tuple[Button, ...]] = (
+            [(self._a(self._plain(label), value),) for value, label in self._options(q)]
+            if q.input == "choice"
+            else []
+        )
         if q.optional:
             rows.append((self._a(self.s("skip"), "skip"),))
         return rows
@@ -460,9 +477,11 @@ class _Turn:
             row.append(Button(self._plain(self.s("menu")), "m"))
         if current.kind != "language":
             row.append(Button(self._plain(self.s("language")), "l"))
-        return [tuple(row), (Button(self._plain(self.s("quick_exit")), "x"),)] if row else [
-            (Button(self._plain(self.s("quick_exit")), "x"),)
-        ]
+        return (
+            [tuple(row), (Button(self._plain(self.s("quick_exit")), "x"),)]
+            if row
+            else [(Button(self._plain(self.s("quick_exit")), "x"),)]
+        )
 
     def _a(self, label: str, value: str) -> Button:
         return Button(self._plain(label), f"a:{_b36(self.state.seq)}:{value}")
@@ -475,7 +494,9 @@ class _Turn:
     def _current_answer(self, q: Step) -> list[str]:
         if not self.state.editing or not q.field or q.field not in self.state.answers:
             return []
-        return [f"<i>{self.t(q.summary_label)}: {self._display(q, self.state.answers[q.field])}</i>"]
+        return [
+            f"<i>{self.t(q.summary_label)}: {self._display(q, self.state.answers[q.field])}</i>"
+        ]
 
     def _display(self, q: Step, value: str) -> str:
         if q.input == "phone":
@@ -563,7 +584,9 @@ class _Turn:
         ]
         if local:
             parts.append(f"<i>{self.s('unofficial_translation')}</i>")
-        parts.append(f"<i>{self.s('policy_reviewed', force=p.force, reviewed=self.ltr(p.reviewed))}</i>")
+        parts.append(
+            f"<i>{self.s('policy_reviewed', force=p.force, reviewed=self.ltr(p.reviewed))}</i>"
+        )
         return "\n".join(parts)
 
     def retention(self) -> str:

@@ -40,7 +40,9 @@ class ConversationState:
         }
 
     @classmethod
-    def restore(cls, routing: Mapping[str, Any], draft: Mapping[str, Any] | None) -> ConversationState:
+    def restore(
+        cls, routing: Mapping[str, Any], draft: Mapping[str, Any] | None
+    ) -> ConversationState:
         answers = dict((draft or {}).get("answers", {}))
         return cls(
             step=str(routing["step"]),

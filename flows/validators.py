@@ -43,7 +43,9 @@ def validate(kind: str, text: str, *, max_length: int, region: str = "GB") -> Va
         return _phone(value, region)
     if kind == "email":
         value = value.replace(" ", "")
-        return Valid(value) if _EMAIL.match(value) and len(value) <= 254 else Invalid("invalid_email")
+        return (
+            Valid(value) if _EMAIL.match(value) and len(value) <= 254 else Invalid("invalid_email")
+        )
     if not value:
         return Invalid("invalid_text")
     if len(value) > max_length:

@@ -77,8 +77,7 @@ _MAX_ITERATIONS: Final = 64
 _MAX_LANES: Final = 64
 
 _TOP_FIELDS: Final = frozenset(
-    {"format", "org", "key_id", "suite", "public_key", "created_at", "kdf", "cipher",
-     "ciphertext"}
+    {"format", "org", "key_id", "suite", "public_key", "created_at", "kdf", "cipher", "ciphertext"}
 )
 _KDF_FIELDS: Final = frozenset({"name", "memory_cost_kib", "iterations", "lanes", "salt"})
 _CIPHER_FIELDS: Final = frozenset({"name", "nonce"})
@@ -130,9 +129,7 @@ def _unb64(value: object, what: str, length: int | None = None) -> bytes:
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
-        "ascii"
-    )
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def _associated_data(doc: dict[str, Any]) -> bytes:
@@ -205,9 +202,7 @@ def wrap_private_key(
     wrapping_key = _derive(passphrase, salt, params)
     ciphertext = ChaCha20Poly1305(wrapping_key).encrypt(nonce, key.seed, _associated_data(doc))
     doc["ciphertext"] = _b64(ciphertext)
-    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode(
-        "ascii"
-    )
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
 
 
 def _load(data: bytes) -> dict[str, Any]:

@@ -135,8 +135,9 @@ def hybrid_supported() -> bool:
     """Whether the installed ``cryptography`` and its OpenSSL can do the hybrid suite."""
     try:
         private = _hybrid_private_key(bytes(SEED_BYTES))
-        suite = hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256,
-                           hpke.AEAD.CHACHA20_POLY1305)
+        suite = hpke.Suite(
+            hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305
+        )
         envelope = suite.encrypt(b"probe", private.public_key(), info=b"probe")
         return suite.decrypt(envelope, private, info=b"probe") == b"probe"
     except Exception:
@@ -255,6 +256,8 @@ class RecipientPublicKey:
     @classmethod
     def from_text(cls, text: str) -> RecipientPublicKey:
         """Parse :meth:`to_text` output; the key material is validated too."""
+        if not isinstance(text, str):
+            raise SealingError(f"not a {_PUBLIC_TEXT_PREFIX} public key")
         parts = text.strip().split(":")
         if len(parts) != 4 or parts[0] != _PUBLIC_TEXT_PREFIX:
             raise SealingError(f"not a {_PUBLIC_TEXT_PREFIX} public key")
@@ -516,9 +519,7 @@ def open_sealed(
     except Exception as exc:
         raise SealingError("could not load the private key") from exc
     try:
-        padded = _hpke_suite(header.suite).decrypt(
-            body, private, info=_info(header.raw, context)
-        )
+        padded = _hpke_suite(header.suite).decrypt(body, private, info=_info(header.raw, context))
     except InvalidTag:
         raise SealingError(_MSG_DOES_NOT_OPEN) from None
     except Exception as exc:

@@ -6,6 +6,7 @@ import hashlib
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 from cryptography.hazmat.bindings._rust import openssl as rust_openssl
@@ -188,7 +189,32 @@ XWING_INFO = bytes.fromhex(
     "34663634363532303666366532303631323034373732363536333639363136653230353537323665"
 )
 XWING_ENC = bytes.fromhex(
-@@XWING_ENC@@
+    "26759c7b22923ea5cc9c78e3e14c8fc62dcb0a66ce44460966978a7fe9685e0c6d22999d99a3f112c307a6d5"
+    "b2e63591f41e8a3516ba62908376d664557206e696ae870305ff6ba08125266bc0765672beca90fd5c6dae0d"
+    "3ddad1506065a9d4f297e0c3e70bb441961df26d7a19d79d1ef7e2ac5e53b32a3c7b4e07f2af2ae65830a3e8"
+    "d1cb2ac1932fc19ec5434303b62c9d010645cf95a475913da5d77a282b88402e4a77ab17b09559dce8a96c67"
+    "a27bea8f653ceaca3d278b6ed150fe936dda28b1726665c946cab30363ef89eb878ffcc74caa277a5dab1994"
+    "193a67967125ebd50986dc16997b8f7484d7d0e27c79ff4b68201c1b4102f5a73322fd3da96bf655d90c9b1e"
+    "6305e01ab1b3449ea3f458b0e98e1f2d1632825c3b30018bb5eefbcc80f767d0b9e7f9f731e1958083879ebc"
+    "c1b5bb061e89302c444a85eeed169b10d2520fd47b6a111914f3bda2f31d04f250522ba951012a629fa2cd21"
+    "92583cc9abd75d02b7a11fd18056c414b8f0e0936535bf9b637c7e614a1ae9b9e907fe9d14243f13625ec92a"
+    "97599eaa491b9da918b586e27d34c7279205dd76cf0ecdbf60b5aea4cfb9dca41069f3e2fc8f371a7cf3b089"
+    "ea469d8417bda3149159992399ccd5baf776a0f8966d4742cbedaeac131dde853cb1fbb7b869a4c01cea8a48"
+    "7a2e52e757bf4dfcec23995e5f088804d2cf99c82f087454144cc586845d7cf81249e7ad919ea1b06001ad13"
+    "501da118ee19859595015b4b1872912dd2d4f5dd854f144ae07038bd8bb2b498f8edcb1c70c2102af768d508"
+    "a1b4237238c0c6e34a9c819b0ebf28f49505d374095b2b58c7a810cf1e806cb3c79af3bc84c8b657787804e3"
+    "74df2b49be6ac510d43024e65fd031540a7cd45c9348ad9f5511b969be6f9c4d849c1428f611225b0d9a3ae3"
+    "41669ba645baa877cdc34c39f5975f4991a77f86eca2c25ebee63a06928c1bbc9513f35547645e835544c1e4"
+    "a8f33d7f29c1cfbde6425fa05aeff69f373aa8a281c92817cbe5be9305795354efc71a89462e87ce83919d67"
+    "9dcbfded88f7fff9177f4b49e8a959d9aa78b63feb99fa56735df0f4fc253653a9177f767b307bb2a9e7e4d9"
+    "042f22cc6c4f177db80efaebfef8a3baa6f1423335c830308c2496118263f0bd361d93f8b4e75a7cba94c2af"
+    "72dd13ee8926524cfe9df14f79165a3498b9fd631cbb874d25b11315f9acb442512561cf7dc6098a08874fcc"
+    "704cdd5e84e57811a49e78fbd56e5a8e767617321c295095595ea2b0f4aaca30dd38749ab83532be1bdcf4c3"
+    "2a119e035558bb427dbdb806b4e15cea8df3c098728c2b5e40209c5138531db1b660777544e6a014477a7d1b"
+    "93eb0f245fe9e7053997c10504ef692f21639c86d8926ddce6886d0c39eb7c59357ee54f81871019593713f4"
+    "a6df37bf7003358694cff59af9872ca02bf762e20499227dba2f552203459dcc69780ef08d9bab4140d96e1c"
+    "478f06b63b60c9bfb10d90e31d47570ea949ab8e9b99db6ec2f8a2a77dcb25cc36b733dfc09b8299a9d7b19e"
+    "68c09ad82703f9b47d34d1a3cbafe42c73f57d0e"
 )
 XWING_AAD = bytes.fromhex("436f756e742d30")
 XWING_CT = bytes.fromhex(
@@ -226,7 +252,10 @@ def test_hybrid_decrypts_official_vector_ciphertext() -> None:
         pytest.skip("cryptography has no AAD hook to replay the vector's sequence-0 AAD")
     suite = Suite(KEM.MLKEM768_X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305)
     plaintext = decrypt_with_aad(
-        suite, XWING_ENC + XWING_CT, _hybrid_private_key(XWING_SK), info=XWING_INFO,
+        suite,
+        XWING_ENC + XWING_CT,
+        _hybrid_private_key(XWING_SK),
+        info=XWING_INFO,
         aad=XWING_AAD,
     )
     assert plaintext == XWING_PT
@@ -240,8 +269,11 @@ def test_x25519_key_matches_rfc9180_vector() -> None:
         pytest.skip("cryptography has no AAD hook to replay the vector's sequence-0 AAD")
     suite = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305)
     plaintext = decrypt_with_aad(
-        suite, X25519_ENC + X25519_CT, x25519.X25519PrivateKey.from_private_bytes(X25519_SK),
-        info=X25519_INFO, aad=XWING_AAD,
+        suite,
+        X25519_ENC + X25519_CT,
+        x25519.X25519PrivateKey.from_private_bytes(X25519_SK),
+        info=X25519_INFO,
+        aad=XWING_AAD,
     )
     assert plaintext == X25519_PT
 
@@ -331,7 +363,7 @@ def test_flipped_header_bytes_never_open(
     for index in range(header_len(envelope)):
         for mask in (0x01, 0x80, 0xFF):
             tampered = flip(envelope, index, mask)
-            assert_sealing_error(lambda t=tampered: open_sealed(t, [private], ctx()), "")
+            assert_sealing_error(partial(open_sealed, tampered, [private], ctx()), "")
 
 
 def test_header_fields_give_specific_messages(
@@ -340,7 +372,10 @@ def test_header_fields_give_specific_messages(
     private, public = keypair
     envelope = seal(SECRET, public, ctx())
     assert envelope[:2] == b"SB" and envelope[2] == ENVELOPE_VERSION
-    open_ = lambda e: open_sealed(e, [private], ctx())  # noqa: E731
+
+    def open_(data: bytes) -> bytes:
+        return open_sealed(data, [private], ctx())
+
     assert_sealing_error(lambda: open_(b"XX" + envelope[2:]), "bad magic")
     future = envelope[:2] + bytes([ENVELOPE_VERSION + 1]) + envelope[3:]
     assert_sealing_error(lambda: open_(future), "unsupported envelope version 2")
@@ -358,7 +393,7 @@ def test_header_fields_give_specific_messages(
     if hybrid_supported():
         # Header and key now agree on the suite, but the header is not what was sealed.
         assert_sealing_error(lambda: open_sealed(swapped, [renamed], ctx()), "")
-    bad_id = flip(envelope, 5, 0x01)
+    bad_id = envelope[:5] + (b"z" if envelope[5:6] != b"z" else b"y") + envelope[6:]
     assert_sealing_error(lambda: open_(bad_id), f"unknown key id {envelope_key_id(bad_id)}")
     assert_sealing_error(lambda: open_(envelope[:4] + b"\x00" + envelope[5:]), "malformed")
     assert_sealing_error(lambda: open_(envelope[:5] + b"\x00" + envelope[6:]), "malformed")
@@ -382,13 +417,11 @@ def test_flipped_enc_or_ciphertext_does_not_open(
     enc_len = 1120 if private.suite == SUITE_HYBRID else 32
     for index in (start, start + 7, start + enc_len - 1):  # encapsulated key
         tampered = flip(envelope, index)
-        assert_sealing_error(lambda t=tampered: open_sealed(t, [private], ctx()), DOES_NOT_OPEN)
+        assert_sealing_error(partial(open_sealed, tampered, [private], ctx()), DOES_NOT_OPEN)
     for index in (start + enc_len, start + enc_len + 100, len(envelope) - 1):  # ct and tag
         tampered = flip(envelope, index)
-        assert_sealing_error(lambda t=tampered: open_sealed(t, [private], ctx()), DOES_NOT_OPEN)
-    assert_sealing_error(
-        lambda: open_sealed(envelope + b"\x00", [private], ctx()), DOES_NOT_OPEN
-    )
+        assert_sealing_error(partial(open_sealed, tampered, [private], ctx()), DOES_NOT_OPEN)
+    assert_sealing_error(lambda: open_sealed(envelope + b"\x00", [private], ctx()), DOES_NOT_OPEN)
 
 
 @pytest.mark.parametrize(
@@ -448,16 +481,17 @@ def test_truncated_envelope(keypair: tuple[RecipientPrivateKey, RecipientPublicK
     for cut in range(len(envelope)):
         truncated = envelope[:cut]
         expected = "truncated envelope" if cut < minimum else DOES_NOT_OPEN
-        assert_sealing_error(lambda t=truncated: open_sealed(t, [private], ctx()), expected)
-    for cut in range(minimum):
-        if cut >= 5:
-            assert_sealing_error(lambda c=cut: envelope_key_id(envelope[:c]), "truncated")
+        assert_sealing_error(partial(open_sealed, truncated, [private], ctx()), expected)
+    for cut in range(header_len(envelope)):
+        assert_sealing_error(partial(envelope_key_id, envelope[:cut]), "truncated envelope")
+    assert envelope_key_id(envelope[: header_len(envelope)]) == private.key_id
 
 
 def test_random_corruption_only_raises_sealing_error() -> None:
     rng = random.Random(1234)
-    keys = [generate_keypair(suite) for suite in SUITES if suite != SUITE_HYBRID
-            or hybrid_supported()]
+    keys = [
+        generate_keypair(suite) for suite in SUITES if suite != SUITE_HYBRID or hybrid_supported()
+    ]
     identities = [k for k, _ in keys]
     for _private, public in keys:
         envelope = seal(SECRET, public, ctx())
@@ -467,6 +501,8 @@ def test_random_corruption_only_raises_sealing_error() -> None:
                 data[rng.randrange(len(data))] = rng.randrange(256)
             if rng.random() < 0.3:
                 del data[rng.randrange(len(data)) :]
+            if data == envelope:
+                continue
             with pytest.raises(SealingError):
                 open_sealed(bytes(data), identities, ctx())
     for _ in range(200):
@@ -493,7 +529,7 @@ def test_padding_hides_message_length(
 
 def test_context_rejects_naive_datetime_and_empty_fields() -> None:
     with pytest.raises(SealingError, match="timezone-aware"):
-        SealContext(request_id="r", org="o", created_at=datetime(2025, 1, 1))  # noqa: DTZ001
+        SealContext(request_id="r", org="o", created_at=datetime(2025, 1, 1))
     with pytest.raises(SealingError, match="request_id"):
         SealContext(request_id="", org="o", created_at=WHEN)
     with pytest.raises(SealingError, match="org"):
@@ -545,7 +581,7 @@ def test_round_trip_property() -> None:
     @settings(max_examples=60, deadline=None)
     @given(
         plaintext=st.binary(max_size=3000),
-        request_id=st.text(min_size=1, max_size=40).filter(lambda s: "\ud800" > s[:1] or True),
+        request_id=st.text(min_size=1, max_size=40),
         org=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=20),
         offset_minutes=st.integers(min_value=-900, max_value=900),
     )

@@ -1,0 +1,196 @@
+"""Composition root: the only place that reads settings and builds the pieces.
+
+No singletons and no work at import. `build_core` makes what every command needs (flow,
+catalogues, deployment, database, secrets, conversation service); `start_server` adds the web
+server, the Telegram application and the background jobs, and returns a handle to stop them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from telegram.error import TelegramError
+from telegram.ext import Application
+
+from bot.config import ConfigError, Settings, load_deployment
+from bot.keyring import ensure_keys
+from bot.notices import NoticeWorker
+from bot.service import ConversationService, ServerSecrets
+from bot.telegram import ALLOWED_UPDATES, TelegramChannel, build_application, set_commands
+from bot.web.server import add_webhook, build_web_app
+from flows.definition import load_flow
+from flows.engine import Context
+from flows.i18n import load_catalogs
+from storage.db import create_engine, session_factory
+from storage.migrate import upgrade_async
+from storage.retention import purge
+from storage.server_secrets import load_or_create, load_or_create_token
+
+log = logging.getLogger("safebot")
+
+
+@dataclass(frozen=True)
+class Core:
+    settings: Settings
+    ctx: Context
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    service: ConversationService
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_context(settings: Settings) -> Context:
+    flow = load_flow()
+    catalogs = load_catalogs()
+    deployment = load_deployment(settings.config_path)
+    missing = [c for c in deployment.languages if c not in catalogs.languages]
+    if missing:
+        raise ConfigError(f"deployment enables languages with no catalogue: {', '.join(missing)}")
+    return Context(flow=flow, deployment=deployment, catalogs=catalogs)
+
+
+async def build_core(settings: Settings, *, migrate: bool = True) -> Core:
+    ctx = build_context(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if migrate:
+        await upgrade_async(settings.database_url)
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    env = os.environ
+    secrets = ServerSecrets(
+        user_hash_key=load_or_create(
+            settings.data_dir, "user-hash", env.get("SAFEBOT_USER_HASH_KEY")
+        ),
+        draft_key=load_or_create(settings.data_dir, "draft", env.get("SAFEBOT_DRAFT_KEY")),
+        lookup_key=load_or_create(settings.data_dir, "lookup", env.get("SAFEBOT_LOOKUP_KEY")),
+    )
+    await ensure_keys(sessions, ctx.deployment, settings.data_dir)
+    service = ConversationService(
+        ctx, sessions, secrets, state_ttl=settings.state_ttl, draft_ttl=settings.draft_ttl
+    )
+    return Core(settings=settings, ctx=ctx, engine=engine, sessions=sessions, service=service)
+
+
+@dataclass
+class RunningServer:
+    core: Core
+    runner: web.AppRunner
+    telegram: Application | None  # type: ignore[type-arg]
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await self.core.close()
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    core = await build_core(settings)
+    app = build_web_app(core.engine)
+    telegram = None
+    if settings.token:
+        webhook = settings.webhook_url is not None
+        telegram = build_application(
+            settings.token, settings.api_base_url, TelegramChannel(core.service), webhook=webhook
+        )
+        secret = load_or_create_token(settings.data_dir, "webhook-secret", settings.webhook_secret)
+        if webhook:
+            add_webhook(app, settings.webhook_path, telegram, secret)
+        app.cleanup_ctx.append(_telegram_lifecycle(core, telegram, secret))
+    app.cleanup_ctx.append(_retention_lifecycle(core))
+    runner = web.AppRunner(app, access_log=None)  # access logs would carry the webhook path
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+    except OSError:
+        await runner.cleanup()
+        await core.close()
+        raise
+    log.info(
+        "serving on http://%s:%d (%s)",
+        settings.host,
+        settings.port,
+        "no Telegram token"
+        if telegram is None
+        else "webhook"
+        if settings.webhook_url
+        else "polling",
+    )
+    return RunningServer(core=core, runner=runner, telegram=telegram)
+
+
+def _telegram_lifecycle(core: Core, telegram: Application, secret: str):  # type: ignore[no-untyped-def,type-arg]
+    settings = core.settings
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await telegram.initialize()
+        try:
+            await set_commands(telegram, core.ctx)
+        except TelegramError as exc:
+            log.warning("could not set the command menu: %s", type(exc).__name__)
+        if settings.webhook_url:
+            await telegram.bot.set_webhook(
+                settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
+            )
+        elif telegram.updater is not None:
+            await telegram.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=10)
+        await telegram.start()
+        notices = NoticeWorker(telegram.bot, core.sessions, core.ctx.deployment)
+        telegram.bot_data["notices"] = notices
+        task = asyncio.create_task(notices.run())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if telegram.updater is not None and telegram.updater.running:
+            await telegram.updater.stop()
+        await telegram.stop()
+        await telegram.shutdown()
+
+    return lifecycle
+
+
+def _retention_lifecycle(core: Core):  # type: ignore[no-untyped-def]
+    async def loop() -> None:
+        interval = core.settings.retention_interval.total_seconds()
+        closed = dt.timedelta(days=core.ctx.deployment.closed_retention_days)
+        while True:
+            try:
+                report = await purge(
+                    core.engine, core.sessions, dt.datetime.now(dt.UTC), closed_retention=closed
+                )
+                log.info("retention purge %s", report)
+            except Exception:
+                log.exception("retention purge failed")
+            await asyncio.sleep(interval)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return lifecycle
+
+
+async def serve(settings: Settings) -> None:
+    server = await start_server(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()

@@ -1,0 +1,110 @@
+"""Settings from the environment, checked once at start-up (fail fast, name the variable).
+
+Secrets and endpoints come from environment variables; a deployment's content (force,
+policy wording, organisations, helplines, languages) from one TOML file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlparse
+
+from flows.deployment import Deployment, parse_deployment
+from flows.errors import FlowError
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong: the operator's fault, named in the message."""
+
+
+DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str | None
+    api_base_url: str
+    database_url: str
+    config_path: Path
+    data_dir: Path
+    host: str
+    port: int
+    webhook_url: str | None
+    webhook_secret: str | None
+    state_ttl: dt.timedelta
+    draft_ttl: dt.timedelta
+    retention_interval: dt.timedelta
+    log_level: str
+
+    @property
+    def webhook_path(self) -> str:
+        if self.webhook_url is None:
+            return "/telegram"
+        return urlparse(self.webhook_url).path or "/"
+
+
+def bundled_deployment_path() -> Path:
+    return Path(str(resources.files("bot") / "deployments" / "example.toml"))
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("SAFEBOT_DATA_DIR") or "safebot-data").expanduser()
+    config_path = (
+        Path(env["SAFEBOT_CONFIG"]) if env.get("SAFEBOT_CONFIG") else bundled_deployment_path()
+    )
+    webhook_url = env.get("SAFEBOT_WEBHOOK_URL") or None
+    if webhook_url and urlparse(webhook_url).scheme not in {"https", "http"}:
+        raise ConfigError("SAFEBOT_WEBHOOK_URL must be a full http(s) URL")
+    secret = env.get("SAFEBOT_WEBHOOK_SECRET") or None
+    if secret and not (1 <= len(secret) <= 256 and all(c.isalnum() or c in "_-" for c in secret)):
+        raise ConfigError("SAFEBOT_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -")
+    return Settings(
+        token=env.get("TELEGRAM_BOT_TOKEN") or None,
+        api_base_url=(env.get("TELEGRAM_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
+        database_url=env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'safebot.db'}",
+        config_path=config_path,
+        data_dir=data_dir,
+        host=env.get("SAFEBOT_HOST") or "127.0.0.1",
+        port=_int(env, "SAFEBOT_PORT", 8080),
+        webhook_url=webhook_url,
+        webhook_secret=secret,
+        state_ttl=dt.timedelta(hours=_int(env, "SAFEBOT_STATE_TTL_HOURS", 6)),
+        draft_ttl=dt.timedelta(minutes=_int(env, "SAFEBOT_DRAFT_TTL_MINUTES", 60)),
+        retention_interval=dt.timedelta(
+            seconds=_int(env, "SAFEBOT_RETENTION_INTERVAL_SECONDS", 600)
+        ),
+        log_level=(env.get("SAFEBOT_LOG_LEVEL") or "INFO").upper(),
+    )
+
+
+def load_deployment(path: Path) -> Deployment:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"deployment file not found: {path} (SAFEBOT_CONFIG)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"deployment file {path} is not valid TOML: {exc}") from exc
+    try:
+        return parse_deployment(data)
+    except FlowError as exc:
+        raise ConfigError(f"deployment file {path}:\n  - " + "\n  - ".join(exc.problems)) from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
+    if value <= 0 or value > 10**6:
+        raise ConfigError(f"{name} is out of range: {value}")
+    return value

@@ -1,0 +1,99 @@
+"""Tables. Nothing here holds a Telegram id, a name, a phone number or message text in the
+clear: people are keyed hashes, drafts are encrypted with the server's draft key, and
+contact requests are HPKE envelopes only the receiving organisation can open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    pass
+
+
+class Conversation(Base):
+    """Where one person is in the conversation. Keyed by HMAC(user-hash key, Telegram id)."""
+
+    __tablename__ = "conversations"
+
+    chat_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    step: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    editing: Mapped[bool] = mapped_column(Boolean, default=False)
+    flow_version: Mapped[int] = mapped_column(Integer, default=1)
+    # ChaCha20-Poly1305 under the draft key, bound to chat_key; NULL when there is no draft.
+    draft: Mapped[bytes | None] = mapped_column(LargeBinary)
+    draft_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Ids of messages in this chat, for quick exit; comma-separated integers.
+    message_ids: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ProcessedUpdate(Base):
+    """Telegram redelivers webhook updates: a unique update id makes handling idempotent
+    across processes."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ContactRequest(Base):
+    """A sealed contact request. In the clear only what routing and triage need."""
+
+    __tablename__ = "contact_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organisation: Mapped[str] = mapped_column(String(64), index=True)
+    language: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_id: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    # HMAC of the reference code the victim holds; the code itself is never stored.
+    reference_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # HMAC of the Telegram id under a separate label, so /forget finds the victim's requests.
+    owner_key: Mapped[str] = mapped_column(String(64), index=True)
+    picked_up_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    delete_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class OrganisationKey(Base):
+    """Public keys of receiving organisations. Several may be active (rotation): new requests
+    use the newest, old requests open with the key named in their envelope."""
+
+    __tablename__ = "organisation_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organisation: Mapped[str] = mapped_column(String(64), index=True)
+    suite: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Notice(Base):
+    """Outbox of neutral "new request" notices to an organisation's Telegram group. Written in
+    the request's transaction so a crash cannot lose one; sent after commit."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organisation: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(16))
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+Index("ix_notices_unsent", Notice.sent_at, Notice.id)

@@ -1,0 +1,189 @@
+"""Queries: plain async functions taking an `AsyncSession`. The caller owns the transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import ContactRequest, Conversation, Notice, OrganisationKey, ProcessedUpdate
+
+MAX_TRACKED_MESSAGES = 400  # quick exit can delete at most 48 hours of messages anyway
+
+
+# ---- updates and ordering -------------------------------------------------------------------
+
+
+async def claim_update(session: AsyncSession, update_id: int, now: dt.datetime) -> bool:
+    """Record an update id; False if some process already handled it."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(ProcessedUpdate).values(update_id=update_id, seen_at=now).on_conflict_do_nothing()
+    result = await session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def lock_chat(session: AsyncSession, chat_key: str) -> None:
+    """Serialise one person's updates across processes (PostgreSQL); released at commit.
+    In one process the per-chat update processor already orders them."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        lock_id = int.from_bytes(bytes.fromhex(chat_key[:16]), "big", signed=True)
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+
+
+# ---- conversations ---------------------------------------------------------------------------
+
+
+async def load_conversation(
+    session: AsyncSession, chat_key: str, now: dt.datetime
+) -> Conversation | None:
+    row = await session.get(Conversation, chat_key)
+    if row is None:
+        return None
+    if _aware(row.expires_at) <= now:
+        await session.delete(row)
+        return None
+    if row.draft_expires_at is not None and _aware(row.draft_expires_at) <= now:
+        row.draft = None
+        row.draft_expires_at = None
+    return row
+
+
+async def save_conversation(session: AsyncSession, row: Conversation) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def delete_conversation(session: AsyncSession, chat_key: str) -> None:
+    await session.execute(delete(Conversation).where(Conversation.chat_key == chat_key))
+
+
+def message_ids(row: Conversation | None) -> list[int]:
+    if row is None or not row.message_ids:
+        return []
+    return [int(x) for x in row.message_ids.split(",") if x]
+
+
+async def remember_messages(session: AsyncSession, chat_key: str, ids: Sequence[int]) -> None:
+    row = await session.get(Conversation, chat_key)
+    if row is None or not ids:
+        return
+    kept = (message_ids(row) + [int(i) for i in ids])[-MAX_TRACKED_MESSAGES:]
+    row.message_ids = ",".join(str(i) for i in dict.fromkeys(kept))
+
+
+# ---- contact requests ------------------------------------------------------------------------
+
+
+async def insert_request(session: AsyncSession, request: ContactRequest) -> None:
+    session.add(request)
+    await session.flush()
+
+
+async def status_by_reference(session: AsyncSession, reference_hash: str) -> str | None:
+    row = await session.scalar(
+        select(ContactRequest.status).where(ContactRequest.reference_hash == reference_hash)
+    )
+    return None if row is None else str(row)
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    deleted: int
+    withdrawn: int
+
+
+async def forget_requests(session: AsyncSession, owner_key: str, now: dt.datetime) -> ForgetResult:
+    """Delete the person's requests nobody has opened; mark opened ones withdrawn so the
+    advocate sees the victim's wish instead of a request that vanished."""
+    deleted = await session.execute(
+        delete(ContactRequest).where(
+            ContactRequest.owner_key == owner_key, ContactRequest.status == "new"
+        )
+    )
+    withdrawn = await session.execute(
+        update(ContactRequest)
+        .where(ContactRequest.owner_key == owner_key, ContactRequest.status == "picked_up")
+        .values(status="withdrawn", closed_at=now)
+    )
+    return ForgetResult(
+        deleted=int(getattr(deleted, "rowcount", 0)),
+        withdrawn=int(getattr(withdrawn, "rowcount", 0)),
+    )
+
+
+async def requests_for(session: AsyncSession, organisation: str) -> Sequence[ContactRequest]:
+    result = await session.scalars(
+        select(ContactRequest)
+        .where(ContactRequest.organisation == organisation)
+        .order_by(ContactRequest.created_at)
+    )
+    return result.all()
+
+
+async def set_request_status(
+    session: AsyncSession, request_id: str, status: str, now: dt.datetime
+) -> None:
+    values: dict[str, object] = {"status": status}
+    if status == "picked_up":
+        values["picked_up_at"] = now
+    if status in {"closed", "withdrawn"}:
+        values["closed_at"] = now
+    await session.execute(
+        update(ContactRequest).where(ContactRequest.id == request_id).values(**values)
+    )
+
+
+# ---- organisation keys -----------------------------------------------------------------------
+
+
+async def add_org_key(session: AsyncSession, key: OrganisationKey) -> None:
+    session.add(key)
+    await session.flush()
+
+
+async def newest_key(session: AsyncSession, organisation: str) -> OrganisationKey | None:
+    return await session.scalar(
+        select(OrganisationKey)
+        .where(OrganisationKey.organisation == organisation, OrganisationKey.active.is_(True))
+        .order_by(OrganisationKey.created_at.desc(), OrganisationKey.key_id)
+        .limit(1)
+    )
+
+
+async def list_keys(session: AsyncSession) -> Sequence[OrganisationKey]:
+    result = await session.scalars(
+        select(OrganisationKey).order_by(OrganisationKey.organisation, OrganisationKey.created_at)
+    )
+    return result.all()
+
+
+# ---- notices ---------------------------------------------------------------------------------
+
+
+async def add_notice(session: AsyncSession, notice: Notice) -> None:
+    session.add(notice)
+
+
+async def claim_unsent_notices(session: AsyncSession, limit: int = 20) -> Sequence[Notice]:
+    stmt = select(Notice).where(Notice.sent_at.is_(None)).order_by(Notice.id).limit(limit)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return (await session.scalars(stmt)).all()
+
+
+# ---- counts for tests and health -------------------------------------------------------------
+
+
+async def count(session: AsyncSession, model: type[object]) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive datetimes even for timezone-aware columns; they are stored UTC.
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -1,0 +1,51 @@
+"""Server secrets: from the environment, or generated into the data directory on first run.
+
+Files are created owner-only (0600) and never overwritten. Losing one must not crash the bot:
+state keyed or encrypted under the old secret simply stops matching and expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets as _random
+from pathlib import Path
+
+from storage.errors import StorageError
+
+
+def load_or_create(
+    data_dir: Path, name: str, env_value: str | None = None, *, nbytes: int = 32
+) -> bytes:
+    if env_value:
+        return _decode(env_value, name)
+    path = data_dir / f"{name}.key"
+    if path.exists():
+        return _decode(path.read_text().strip(), name)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = _random.token_bytes(nbytes)
+    encoded = base64.urlsafe_b64encode(value).decode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use theirs
+        return _decode(path.read_text().strip(), name)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(encoded + "\n")
+    return value
+
+
+def load_or_create_token(data_dir: Path, name: str, env_value: str | None = None) -> str:
+    """A URL-safe text secret (Telegram's webhook secret token allows A-Z a-z 0-9 _ -)."""
+    if env_value:
+        return env_value
+    return base64.urlsafe_b64encode(load_or_create(data_dir, name)).decode().rstrip("=")
+
+
+def _decode(value: str, name: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except ValueError as exc:
+        raise StorageError(f"secret {name!r} is not valid base64") from exc
+    if len(raw) < 16:
+        raise StorageError(f"secret {name!r} is too short (need at least 16 bytes)")
+    return raw
