@@ -52,6 +52,13 @@ MAX_SKIPPED_STEPS = 50  # a `when` chain longer than the form means a broken flo
 FSI, PDI = "\u2068", "\u2069"  # isolate numbers and codes inside right-to-left text
 FIELD_URGENT = "urgent"
 FIELD_ORGANISATION = "organisation"
+# A request's stored status -> what the victim is told (nothing more than this).
+_STATUS_STRINGS = {
+    "new": "status_waiting",
+    "picked_up": "status_picked_up",
+    "closed": "status_closed",
+    "withdrawn": "status_withdrawn",
+}
 
 
 @dataclass(frozen=True)
@@ -182,8 +189,7 @@ class _Turn:
                 self.say("submit_failed")
                 self.go(self._summary_id())
             case StatusChecked():
-                key = f"status_{event.status}" if event.status else "status_unknown"
-                self.say(key if key in self.flow.strings else "status_unknown")
+                self.say(_STATUS_STRINGS.get(event.status or "", "status_unknown"))
                 self.go(self.flow.menu)
             case Forgotten():
                 self.say("forgotten_withdrawn" if event.withdrawn else "forgotten")
@@ -453,7 +459,7 @@ class _Turn:
         )
 
     def render_change_list(self) -> None:
-        rows = []
+        rows: list[tuple[Button, ...]] = []
         for index, sid in enumerate(self.flow.form):
             question = self.flow.step(sid)
             if self._applies(question):

@@ -1602,7 +1602,8 @@ class BotApiEmulator:
         key = _scope_key(scope)
         if scope is not None and scope.get("type") in ("chat", "chat_administrators",
                                                        "chat_member"):
-            chat = self._chats.get(scope.get("chat_id"))
+            chat_id = scope.get("chat_id")
+            chat = self._chats.get(chat_id) if isinstance(chat_id, int) else None
             if chat is None or not chat.started:
                 raise _bad("chat not found")
         return key, _language(params)

@@ -20,7 +20,7 @@ from telegram.error import BadRequest, RetryAfter
 try:  # run as part of a package or as a rootdir-relative module
     from tests.e2e.emulator import SECRET_HEADER, BotApiEmulator, EmulatedUser
 except ImportError:  # pragma: no cover - depends on how pytest imports this file
-    from emulator import SECRET_HEADER, BotApiEmulator, EmulatedUser  # type: ignore[no-redef]
+    from emulator import SECRET_HEADER, BotApiEmulator, EmulatedUser  # type: ignore[no-redef,unused-ignore]
 
 TOKEN = "123:ABC"
 JSONDict = dict[str, Any]
@@ -446,10 +446,10 @@ async def test_bot_commands_and_profile_texts(
     for method, field, limit in (("setMyDescription", "description", 512),
                                  ("setMyShortDescription", "short_description", 120),
                                  ("setMyName", "name", 64)):
-        status, _ = await call(http, emu, method, **{field: "x" * limit})
-        assert status == 200
-        status, _ = await call(http, emu, method, **{field: "x" * (limit + 1)})
-        assert status == 400
+        for length, expected in ((limit, 200), (limit + 1, 400)):
+            setting: JSONDict = {field: "x" * length}
+            status, _ = await call(http, emu, method, **setting)
+            assert status == expected
 
 
 async def test_next_replies_waits_for_quiet(
@@ -478,6 +478,7 @@ async def test_next_replies_waits_for_quiet(
         await person.next_replies(1, timeout=0.3)
 
 
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 async def test_ptb_bot_parses_emulator_answers(emu: BotApiEmulator) -> None:
     person = emu.user(6006, "Ana", "pt-br")
     await person.send_command("/start", args="ref_42")
@@ -514,3 +515,31 @@ async def test_ptb_bot_parses_emulator_answers(emu: BotApiEmulator) -> None:
     # PTB (httpx transport) posts form-urlencoded data; getMe has an empty body.
     content_types = {ctype for _, method, ctype in emu.transport_log if method == "sendMessage"}
     assert content_types == {"application/x-www-form-urlencoded"}
+
+
+async def test_user_updates_parse_in_ptb(emu: BotApiEmulator) -> None:
+    person = emu.user(7007, "Bo", "fa", username="bo_7007")
+    text_id = await person.send_text("see /help now")
+    await person.send_photo(caption="me")
+    await person.send_sticker()
+    await person.send_voice()
+    await person.send_location(1.5, 2.5)
+    await person.send_document("a.pdf")
+    await person.send_contact()
+    await person.edit_message(text_id, "changed")
+    async with Bot(TOKEN, base_url=emu.api_url) as bot:
+        updates = await bot.get_updates(timeout=0)
+    messages = [u.message for u in updates if u.message is not None]
+    assert messages[0].entities[0].type == "bot_command"
+    assert messages[0].entities[0].offset == 4
+    assert messages[1].photo[-1].width == 1280 and messages[1].caption == "me"
+    assert messages[2].sticker is not None and messages[3].voice is not None
+    assert messages[4].location is not None and messages[4].location.latitude == 1.5
+    assert messages[5].document is not None and messages[5].document.file_name == "a.pdf"
+    assert messages[6].contact is not None and messages[6].contact.user_id == person.id
+    edited = updates[-1].edited_message
+    assert edited is not None and edited.text == "changed" and edited.edit_date is not None
+    ids = [u.update_id for u in updates]
+    assert ids == sorted(set(ids))  # monotonically increasing
+    assert [m.kind for m in person.chat] == [
+        "text", "photo", "sticker", "voice", "location", "document", "contact"]
