@@ -100,7 +100,11 @@ async def start_server(settings: Settings) -> RunningServer:
     if settings.token:
         webhook = settings.webhook_url is not None
         telegram = build_application(
-            settings.token, settings.api_base_url, TelegramChannel(core.service), webhook=webhook
+            settings.token,
+            settings.api_base_url,
+            TelegramChannel(core.service),
+            webhook=webhook,
+            chat_send_rate=settings.chat_send_rate,
         )
         secret = load_or_create_token(settings.data_dir, "webhook-secret", settings.webhook_secret)
         if webhook:

@@ -41,6 +41,9 @@ class Settings:
     draft_ttl: dt.timedelta
     retention_interval: dt.timedelta
     log_level: str
+    # Telegram allows about one message a second to one chat; only a self-hosted Bot API
+    # server or the test emulator can take more.
+    chat_send_rate: float = 1.0
 
     @property
     def webhook_path(self) -> str:
@@ -81,6 +84,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             seconds=_int(env, "SAFEBOT_RETENTION_INTERVAL_SECONDS", 600)
         ),
         log_level=(env.get("SAFEBOT_LOG_LEVEL") or "INFO").upper(),
+        chat_send_rate=float(_int(env, "SAFEBOT_CHAT_SEND_RATE", 1)),
     )
 
 

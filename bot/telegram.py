@@ -24,7 +24,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.processor import PerChatUpdateProcessor
-from bot.ratelimit import RetryingRateLimiter
+from bot.ratelimit import InMemorySendBudget, RetryingRateLimiter
 from bot.service import ConversationService
 from bot.transport import AiohttpRequest
 from flows.definition import CALLBACK_DATA_MAX_BYTES
@@ -171,7 +171,12 @@ class TelegramChannel:
 
 
 def build_application(
-    token: str, api_base_url: str, channel: TelegramChannel, *, webhook: bool
+    token: str,
+    api_base_url: str,
+    channel: TelegramChannel,
+    *,
+    webhook: bool,
+    chat_send_rate: float = 1.0,
 ) -> Application:  # type: ignore[type-arg]
     builder = (
         ApplicationBuilder()
@@ -181,7 +186,7 @@ def build_application(
         .request(AiohttpRequest())
         .get_updates_request(AiohttpRequest(read_timeout=40.0))
         .concurrent_updates(PerChatUpdateProcessor(256))
-        .rate_limiter(RetryingRateLimiter())
+        .rate_limiter(RetryingRateLimiter(InMemorySendBudget(chat_rate=chat_send_rate)))
         # No PTB persistence: state lives in safebot's database, written in each turn.
         .arbitrary_callback_data(False)
     )
