@@ -27,6 +27,7 @@ from bot.notices import NoticeWorker
 from bot.service import ConversationService, ServerSecrets
 from bot.telegram import ALLOWED_UPDATES, TelegramChannel, build_application, set_commands
 from bot.web.server import add_webhook, build_web_app
+from flows.check import check_flow
 from flows.definition import load_flow
 from flows.engine import Context
 from flows.i18n import load_catalogs
@@ -50,14 +51,24 @@ class Core:
         await self.engine.dispose()
 
 
-def build_context(settings: Settings) -> Context:
+def build_context(settings: Settings, *, check: bool = True) -> Context:
     flow = load_flow()
     catalogs = load_catalogs()
     deployment = load_deployment(settings.config_path)
     missing = [c for c in deployment.languages if c not in catalogs.languages]
     if missing:
         raise ConfigError(f"deployment enables languages with no catalogue: {', '.join(missing)}")
-    return Context(flow=flow, deployment=deployment, catalogs=catalogs)
+    ctx = Context(flow=flow, deployment=deployment, catalogs=catalogs)
+    # A screen over Telegram's limits, a changed placeholder or a missing translation would
+    # fail in front of a victim: refuse to start instead, naming every problem.
+    issues = check_flow(ctx) if check else []
+    if issues:
+        shown = "\n  - ".join(str(i) for i in issues[:30])
+        more = f"\n  ... and {len(issues) - 30} more" if len(issues) > 30 else ""
+        raise ConfigError(
+            f"the flow is not fit to serve ({len(issues)} issues):\n  - {shown}{more}"
+        )
+    return ctx
 
 
 async def build_core(settings: Settings, *, migrate: bool = True) -> Core:
@@ -77,7 +88,12 @@ async def build_core(settings: Settings, *, migrate: bool = True) -> Core:
     )
     await ensure_keys(sessions, ctx.deployment, settings.data_dir)
     service = ConversationService(
-        ctx, sessions, secrets, state_ttl=settings.state_ttl, draft_ttl=settings.draft_ttl
+        ctx,
+        sessions,
+        secrets,
+        state_ttl=settings.state_ttl,
+        draft_ttl=settings.draft_ttl,
+        engine=engine,
     )
     return Core(settings=settings, ctx=ctx, engine=engine, sessions=sessions, service=service)
 

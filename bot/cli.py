@@ -141,7 +141,7 @@ async def _check(args: argparse.Namespace, settings: object) -> int:
     from flows.check import check_flow
 
     assert isinstance(settings, Settings)
-    issues = check_flow(build_context(settings))
+    issues = check_flow(build_context(settings, check=False))
     for issue in issues:
         print(issue)
     print(f"{len(issues)} issue(s)")

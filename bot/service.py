@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows.effects import CheckStatus, DeleteConversation, Effect, ForgetMe, SubmitRequest
 from flows.engine import Context, Outcome, initial_state, step
@@ -27,7 +27,7 @@ from flows.events import Event, Forgotten, RequestFailed, RequestStored, StatusC
 from flows.replies import Reply
 from flows.state import ConversationState
 from storage import queries
-from storage.db import transaction
+from storage.db import checkpoint, transaction
 from storage.drafts import open_draft, seal_draft
 from storage.identity import keyed_hash
 from storage.models import Conversation
@@ -66,8 +66,10 @@ class ConversationService:
         state_ttl: dt.timedelta,
         draft_ttl: dt.timedelta,
         clock: Callable[[], dt.datetime] = utcnow,
+        engine: AsyncEngine | None = None,
     ) -> None:
         self.ctx = ctx
+        self.engine = engine
         self.sessions = sessions
         self.secrets = secrets
         self.state_ttl = state_ttl
@@ -108,11 +110,15 @@ class ConversationService:
                 # Commit 1 of 2: the conversation is now visibly "submitting".
                 await self._save(session, chat_key, row, outcome.state, now, incoming)
             else:
-                return await self._finish(
+                turn = await self._finish(
                     session, chat_key, user_id, channel, row, outcome, now, incoming
                 )
-
-        return await self._submit(chat_key, channel, user_id, outcome, effect)
+        if isinstance(effect, SubmitRequest):
+            return await self._submit(chat_key, channel, user_id, outcome, effect)
+        if isinstance(effect, ForgetMe | DeleteConversation) and self.engine is not None:
+            # Deleted rows and drafts must leave the disk now, not at the next purge.
+            await checkpoint(self.engine)
+        return turn
 
     async def remember_sent(self, chat_key: str, message_ids: Sequence[int]) -> None:
         """Record the ids of messages the channel sent, so quick exit can delete them."""

@@ -1,0 +1,291 @@
+"""Shared fixtures for the conversation engine's tests: the bundled context and a `Driver`.
+
+The `Driver` holds a conversation's state, sends events through `flows.engine.step`, checks
+the invariants every outcome must keep (valid HTML, callback data within 64 bytes, a known
+step) and can press a button of the latest replies by its label, its data or a data prefix.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from bot.config import bundled_deployment_path
+from flows.check import TEXT_LIMIT, _TagChecker
+from flows.definition import CALLBACK_DATA_MAX_BYTES, bundled_flow_path, load_flow
+from flows.deployment import parse_deployment
+from flows.effects import Effect
+from flows.engine import FSI, PDI, Context, Outcome, _b36, initial_state, step
+from flows.events import (
+    ButtonPressed,
+    CommandReceived,
+    Event,
+    NonTextReceived,
+    QuickExitRequested,
+    Started,
+    TextReceived,
+)
+from flows.i18n import is_rtl, load_catalogs
+from flows.replies import Button, Reply
+from flows.state import ConversationState
+
+LANGUAGES = ("en", "pl", "ar")
+METHODS = ("call", "sms", "whatsapp", "email")
+# A valid UK mobile number (phonenumbers refuses Ofcom's 07700 900xxx drama range).
+PHONE_TYPED = "07911 123456"
+PHONE_E164 = "+447911123456"
+PHONE_SHOWN = "07911 123456"
+EMAIL = "safe.person@example.org"
+REFERENCE = "1234567890123456"
+REFERENCE_SHOWN = "1234 5678 9012 3456"
+
+
+def make_context() -> Context:
+    return Context(
+        load_flow(),
+        parse_deployment(tomllib.loads(bundled_deployment_path().read_text())),
+        load_catalogs(),
+    )
+
+
+def check_reply(reply: Reply) -> list[str]:
+    """Problems with one reply as Telegram would see it (empty when it is fine)."""
+    problems = []
+    checker = _TagChecker()
+    checker.feed(reply.html)
+    checker.close()
+    problems += checker.errors
+    if checker.stack:
+        problems.append(f"unclosed tags {checker.stack}")
+    if checker.text_len > TEXT_LIMIT:
+        problems.append(f"{checker.text_len} characters, over {TEXT_LIMIT}")
+    for row in reply.buttons:
+        for button in row:
+            if len(button.data.encode()) > CALLBACK_DATA_MAX_BYTES:
+                problems.append(f"callback data over 64 bytes: {button.data!r}")
+            if not button.label.strip():
+                problems.append("a button has an empty label")
+    return problems
+
+
+class Driver:
+    """One conversation: holds the state, sends events, presses buttons of the latest replies."""
+
+    def __init__(self, ctx: Context, state: ConversationState | None = None) -> None:
+        self.ctx = ctx
+        self.state = state or initial_state(ctx.flow)
+        self.outcome = Outcome(self.state)
+        self.history: list[Outcome] = []
+        # Replies of the most recent outcome that had any: what is on screen now.
+        self.screen_replies: tuple[Reply, ...] = ()
+
+    # ---- sending --------------------------------------------------------------------------
+
+    def send(self, event: Event) -> Outcome:
+        outcome = step(self.ctx, self.state, event)
+        assert outcome.state.step in self.ctx.flow.steps, outcome.state
+        for reply in outcome.replies:
+            assert not check_reply(reply), (check_reply(reply), reply)
+            assert reply.rtl == is_rtl(outcome.state.language or "en"), reply
+        self.state = outcome.state
+        self.outcome = outcome
+        self.history.append(outcome)
+        if outcome.replies:
+            self.screen_replies = outcome.replies
+        return outcome
+
+    def start(self, hint: str | None = None, payload: str = "") -> Outcome:
+        return self.send(Started(payload=payload, language_hint=hint))
+
+    def text(self, text: str) -> Outcome:
+        return self.send(TextReceived(text))
+
+    def command(self, name: str, argument: str = "") -> Outcome:
+        return self.send(CommandReceived(name, argument))
+
+    def non_text(self, kind: str) -> Outcome:
+        return self.send(NonTextReceived(kind))
+
+    def quick_exit(self) -> Outcome:
+        return self.send(QuickExitRequested())
+
+    def data(self, data: str) -> Outcome:
+        """Press a button with this callback data, whether or not one is on screen."""
+        return self.send(ButtonPressed(data))
+
+    # ---- what is on screen ----------------------------------------------------------------
+
+    @property
+    def replies(self) -> tuple[Reply, ...]:
+        return self.outcome.replies
+
+    @property
+    def effects(self) -> tuple[Effect, ...]:
+        return self.outcome.effects
+
+    @property
+    def screen(self) -> Reply:
+        """The last reply of the latest outcome (the current screen after a re-render)."""
+        assert self.replies, "the latest outcome has no replies"
+        return self.replies[-1]
+
+    @property
+    def step_id(self) -> str:
+        return self.state.step
+
+    @property
+    def answers(self) -> Mapping[str, str]:
+        return self.state.answers
+
+    @property
+    def language(self) -> str:
+        return self.state.language or self.ctx.deployment.default_language
+
+    def buttons(self) -> list[Button]:
+        """Buttons of the latest replies, the newest message first."""
+        return [b for reply in reversed(self.screen_replies) for row in reply.buttons for b in row]
+
+    def find(
+        self, label: str | None = None, *, data: str | None = None, prefix: str | None = None
+    ) -> Button:
+        for button in self.buttons():
+            if label is not None and button.label != label:
+                continue
+            if data is not None and button.data != data:
+                continue
+            if prefix is not None and not button.data.startswith(prefix):
+                continue
+            return button
+        shown = [(b.label, b.data) for b in self.buttons()]
+        raise AssertionError(f"no button {label=} {data=} {prefix=} among {shown}")
+
+    def has(self, label: str | None = None, *, data: str | None = None) -> bool:
+        try:
+            self.find(label, data=data)
+        except AssertionError:
+            return False
+        return True
+
+    def press(
+        self, label: str | None = None, *, data: str | None = None, prefix: str | None = None
+    ) -> Outcome:
+        return self.send(ButtonPressed(self.find(label, data=data, prefix=prefix).data))
+
+    def answer(self, value: str) -> Outcome:
+        """Press the current screen's action button for `value` (option, skip, confirm...)."""
+        return self.press(data=f"a:{_b36(self.state.seq)}:{value}")
+
+    # ---- expected wording ------------------------------------------------------------------
+
+    def tr(self, source: str) -> str:
+        """`source` in the conversation's language, escaped as the engine escapes it."""
+        return html.escape(self.ctx.catalogs.get(self.language).gettext(source), quote=False)
+
+    def ltr(self, value: str) -> str:
+        return f"{FSI}{value}{PDI}" if is_rtl(self.language) else value
+
+    def msg(self, key: str, **values: str) -> str:
+        """The engine's interface string `key`, rendered as `say` renders it."""
+        dep = self.ctx.deployment
+        urgent = [h for h in dep.helplines if h.urgent] or list(dep.helplines)
+        filled = {
+            "force": dep.policy.force,
+            "area": dep.area,
+            "reviewed": dep.policy.reviewed,
+            "helpline": self.ltr(urgent[0].number) if urgent else "999",
+            **values,
+        }
+        text = self.tr(self.ctx.flow.string(key))
+        return text.format_map({k: html.escape(v, quote=False) for k, v in filled.items()})
+
+    def label(self, key: str) -> str:
+        """A button label from [strings], as plain text."""
+        return html.unescape(self.msg(key))
+
+    # ---- the contact form -----------------------------------------------------------------
+
+    def fill_form(self, plan: Mapping[str, str | None]) -> list[str]:
+        """Open the contact form from the menu and answer each question from `plan`
+        (field -> value; None presses Skip). Returns the question steps visited."""
+        self.press(data="m")
+        self.press(data="g:contact.consent")
+        visited = []
+        for _ in range(len(self.ctx.flow.form) + 1):
+            current = self.ctx.flow.step(self.step_id)
+            if current.kind != "question":
+                return visited
+            visited.append(current.id)
+            assert current.field in plan, f"the plan has no answer for {current.field!r}"
+            value = plan[current.field]
+            if value is None:
+                self.answer("skip")
+            elif current.input == "choice":
+                self.answer(value)
+            else:
+                self.text(value)
+            assert self.step_id != current.id, (current.id, self.replies)
+        raise AssertionError(f"the form did not end: {visited}")
+
+
+def form_plan(method: str, **overrides: str | None) -> dict[str, str | None]:
+    """Answers for every question of the bundled form (more than any one path asks)."""
+    plan: dict[str, str | None] = {
+        "consent": "yes",
+        "method": method,
+        "phone": PHONE_TYPED,
+        "email": EMAIL,
+        "times": "evenings",
+        "leave_message": "no",
+        "someone_else": "wrong_number",
+        "codeword": "bluebird",
+        "language": "pl",
+        "interpreter": "yes",
+        "urgent": "yes",
+        "threats": "yes",
+        "documents": "no",
+        "children": "yes",
+        "organisation": "none",
+        "message": "Please call after 6pm.",
+    }
+    plan.update(overrides)
+    return plan
+
+
+OPTIONAL_FIELDS = ("codeword", "interpreter", "urgent", "threats", "documents", "children", "message")
+
+
+@pytest.fixture(scope="session")
+def ctx() -> Context:
+    return make_context()
+
+
+@pytest.fixture(scope="session")
+def flow_toml() -> Callable[[], dict[str, Any]]:
+    """A fresh deep copy of the bundled flow's parsed TOML, to mutate."""
+    parsed = tomllib.loads(bundled_flow_path().read_text(encoding="utf-8"))
+    return lambda: copy.deepcopy(parsed)
+
+
+@pytest.fixture(scope="session")
+def drive(ctx: Context) -> Callable[..., Driver]:
+    """`drive("pl")`: a conversation started with that language hint (on its welcome screen);
+    `drive(None)`: one not started; `drive(state=...)`: one resuming a stored state."""
+
+    def make(language: str | None = "en", *, state: ConversationState | None = None) -> Driver:
+        driver = Driver(ctx, state)
+        if language is not None and state is None:
+            driver.start(hint=language)
+            assert driver.step_id == ctx.flow.entry and driver.language == language
+        return driver
+
+    return make
+
+
+@pytest.fixture(params=LANGUAGES)
+def lang(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield request.param
