@@ -41,6 +41,8 @@ def is_sqlite(engine: AsyncEngine) -> bool:
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
+    # SQL errors would otherwise quote bound parameters into exception text, and so into logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
 

@@ -81,8 +81,8 @@ class BotProcess:
     async def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.runs += 1
-        out = open(self.log_dir / f"stdout-{self.runs}.log", "wb")  # noqa: SIM115
-        err = open(self.log_dir / f"stderr-{self.runs}.log", "wb")  # noqa: SIM115
+        out = open(self.log_dir / f"stdout-{self.runs}.log", "wb")
+        err = open(self.log_dir / f"stderr-{self.runs}.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "run"], env=self.env, cwd=REPO, stdout=out, stderr=err
         )
@@ -90,13 +90,14 @@ class BotProcess:
         err.close()
         await self.wait_healthy()
 
-    async def wait_healthy(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    async def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         async with aiohttp.ClientSession() as session:
             while True:
                 assert self.proc is not None
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"safebot exited with {self.proc.returncode}: {self.stderr()}")
+                    code = self.proc.returncode
+                    raise AssertionError(f"safebot exited with {code}: {self.stderr()}")
                 try:
                     async with session.get(f"http://127.0.0.1:{self.port}/health") as resp:
                         if resp.status == 200:

@@ -1,0 +1,273 @@
+"""Alembic migrations, on SQLite and PostgreSQL, starting from an empty database.
+
+* upgrade to head gives exactly the schema of `storage.models` (autogenerate finds no diff);
+* every revision goes up, down and up again (a "stairway"), and base leaves no tables;
+* SecureDrop style: every revision registers, in MIGRATION_DATA, rows to write with the
+  schema *as of that revision* and a check that they are intact and readable through the
+  current models at head. A new revision without an entry fails
+  `test_every_revision_has_a_data_test`, so each migration gets its data test when written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
+from sqlalchemy import Connection, MetaData, Table, inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from storage.db import create_engine, session_factory
+from storage.drafts import open_draft, seal_draft
+from storage.migrate import alembic_config, downgrade, upgrade
+from storage.models import Base, ContactRequest, Conversation, Notice, OrganisationKey
+from storage.models import ProcessedUpdate
+from storage.sealing import SealContext, generate_keypair, open_sealed, seal
+from tests.integration.conftest import EmptyDatabase
+from tests.integration.support import aware
+
+ALEMBIC_TABLE = "alembic_version"
+
+
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def revisions_in_order() -> list[Script]:
+    """Every revision, oldest first."""
+    return list(reversed(list(script_directory().walk_revisions("base", "heads"))))
+
+
+async def migrate(url: str, revision: str) -> None:
+    # env.py runs its own event loop: keep Alembic off ours.
+    await asyncio.to_thread(upgrade, url, revision)
+
+
+async def migrate_down(url: str, revision: str) -> None:
+    await asyncio.to_thread(downgrade, url, revision)
+
+
+async def with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[Any]]) -> Any:
+    engine = create_engine(url)
+    try:
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+async def run_sync(url: str, fn: Callable[[Connection], Any]) -> Any:
+    async def work(engine: AsyncEngine) -> Any:
+        async with engine.connect() as conn:
+            result = await conn.run_sync(fn)
+            await conn.commit()
+            return result
+
+    return await with_engine(url, work)
+
+
+def _schema_diff(conn: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        conn, opts={"compare_type": True, "compare_server_default": True}
+    )
+    return list(compare_metadata(context, Base.metadata))
+
+
+def _tables(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
+
+
+def _current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+# ---- data written at each revision ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MigrationData:
+    """`load` writes rows through the schema as it is right after the revision (reflected,
+    never the current models); `check` reads them at head through the current models."""
+
+    load: Callable[[Connection, dict[str, Any]], None]
+    check: Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
+
+
+def _reflect(conn: Connection, name: str) -> Table:
+    return Table(name, MetaData(), autoload_with=conn)
+
+
+def _load_0001(conn: Connection, state: dict[str, Any]) -> None:
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    private, public = generate_keypair()
+    draft_key = b"d" * 32
+    request_id = "0001" + "a" * 28
+    body = json.dumps({"answers": {"codeword": "heron"}}).encode()
+    envelope = seal(body, public, SealContext(request_id=request_id, org="org-a", created_at=at))
+    state.update(at=at, private=private, draft_key=draft_key, request_id=request_id, body=body)
+    conn.execute(
+        _reflect(conn, "organisation_keys").insert(),
+        dict(
+            key_id=public.key_id,
+            organisation="org-a",
+            suite=public.suite,
+            public_key=public.to_text(),
+            created_at=at,
+            active=True,
+        ),
+    )
+    conn.execute(
+        _reflect(conn, "contact_requests").insert(),
+        dict(
+            id=request_id,
+            organisation="org-a",
+            language="pl",
+            created_at=at,
+            status="picked_up",
+            urgent=True,
+            key_id=public.key_id,
+            envelope=envelope,
+            reference_hash="r" * 64,
+            owner_key="o" * 64,
+            picked_up_at=at,
+            closed_at=None,
+            delete_after=at + dt.timedelta(days=30),
+        ),
+    )
+    conn.execute(
+        _reflect(conn, "conversations").insert(),
+        dict(
+            chat_key="c" * 64,
+            step="contact.summary",
+            language="pl",
+            seq=7,
+            editing=True,
+            flow_version=1,
+            draft=seal_draft(draft_key, "c" * 64, {"answers": {"method": "sms"}}),
+            draft_expires_at=at + dt.timedelta(hours=1),
+            message_ids="1,2,3",
+            updated_at=at,
+            expires_at=at + dt.timedelta(hours=6),
+        ),
+    )
+    conn.execute(_reflect(conn, "processed_updates").insert(), dict(update_id=2**40, seen_at=at))
+    conn.execute(
+        _reflect(conn, "notices").insert(),
+        dict(organisation="org-a", language="pl", urgent=True, created_at=at, sent_at=None),
+    )
+
+
+async def _check_0001(session: AsyncSession, state: dict[str, Any]) -> None:
+    at = state["at"]
+    request = await session.get(ContactRequest, state["request_id"])
+    assert request is not None
+    assert (request.organisation, request.language, request.status, request.urgent) == (
+        "org-a",
+        "pl",
+        "picked_up",
+        True,
+    )
+    assert aware(request.created_at) == at
+    context = SealContext(
+        request_id=request.id, org=request.organisation, created_at=aware(request.created_at)
+    )
+    assert open_sealed(request.envelope, [state["private"]], context) == state["body"]
+
+    key = (await session.scalars(select(OrganisationKey))).one()
+    assert key.key_id == state["private"].key_id and key.active is True
+
+    conv = await session.get(Conversation, "c" * 64)
+    assert conv is not None
+    assert (conv.step, conv.seq, conv.editing, conv.message_ids) == (
+        "contact.summary",
+        7,
+        True,
+        "1,2,3",
+    )
+    assert open_draft(state["draft_key"], "c" * 64, conv.draft) == {"answers": {"method": "sms"}}
+
+    update = await session.get(ProcessedUpdate, 2**40)
+    assert update is not None and aware(update.seen_at) == at
+    notice = (await session.scalars(select(Notice))).one()
+    assert notice.sent_at is None and notice.urgent is True
+
+
+MIGRATION_DATA: dict[str, MigrationData] = {
+    "0001": MigrationData(load=_load_0001, check=_check_0001),
+}
+
+
+# ---- tests ------------------------------------------------------------------------------------
+
+
+def test_one_linear_history() -> None:
+    script = script_directory()
+    assert len(script.get_heads()) == 1, "migrations branch: merge them"
+    assert revisions_in_order()[0].down_revision is None
+
+
+def test_every_revision_has_a_data_test() -> None:
+    missing = [r.revision for r in revisions_in_order() if r.revision not in MIGRATION_DATA]
+    assert not missing, (
+        f"revisions {missing} have no entry in MIGRATION_DATA: add rows written with that "
+        "revision's schema and a check at head (tests/integration/test_migrations.py)"
+    )
+
+
+async def test_upgrade_empty_database_matches_models(empty_db: EmptyDatabase) -> None:
+    await migrate(empty_db.url, "head")
+    assert await run_sync(empty_db.url, _schema_diff) == []
+    head = script_directory().get_current_head()
+    assert await run_sync(empty_db.url, _current_revision) == head
+    expected = {t.name for t in Base.metadata.sorted_tables} | {ALEMBIC_TABLE}
+    assert await run_sync(empty_db.url, _tables) == expected
+
+
+async def test_downgrade_to_base_leaves_no_tables_and_upgrade_works_again(
+    empty_db: EmptyDatabase,
+) -> None:
+    await migrate(empty_db.url, "head")
+    await migrate(empty_db.url, "head")  # already there: a no-op, not an error
+    await migrate_down(empty_db.url, "base")
+    assert await run_sync(empty_db.url, _tables) - {ALEMBIC_TABLE} == set()
+    assert await run_sync(empty_db.url, _current_revision) is None
+    await migrate(empty_db.url, "head")
+    assert await run_sync(empty_db.url, _schema_diff) == []
+
+
+async def test_stairway_every_revision_up_down_up(empty_db: EmptyDatabase) -> None:
+    for revision in revisions_in_order():
+        below = revision.down_revision or "base"
+        assert isinstance(below, str), "merge revisions need their own stairway step"
+        await migrate(empty_db.url, revision.revision)
+        await migrate_down(empty_db.url, below)
+        assert await run_sync(empty_db.url, _current_revision) == (
+            None if below == "base" else below
+        )
+        await migrate(empty_db.url, revision.revision)
+        assert await run_sync(empty_db.url, _current_revision) == revision.revision
+    assert await run_sync(empty_db.url, _schema_diff) == []
+
+
+async def test_data_survives_upgrade_from_base_to_head(empty_db: EmptyDatabase) -> None:
+    state: dict[str, dict[str, Any]] = {}
+    for revision in revisions_in_order():
+        await migrate(empty_db.url, revision.revision)
+        data = MIGRATION_DATA.get(revision.revision)
+        if data is not None:
+            state[revision.revision] = {}
+            await run_sync(empty_db.url, partial(data.load, state=state[revision.revision]))
+    await migrate(empty_db.url, "head")
+
+    async def check(engine: AsyncEngine) -> None:
+        async with session_factory(engine)() as session:
+            for rev, values in state.items():
+                await MIGRATION_DATA[rev].check(session, values)
+
+    await with_engine(empty_db.url, check)
