@@ -164,6 +164,10 @@ class _Turn:
 
     def handle(self, event: Event) -> None:
         current = self.flow.step(self.state.step)
+        wants_exit = isinstance(event, QuickExitRequested) or event == ButtonPressed("x")
+        if current.kind == "submitting" and wants_exit:
+            self.quick_exit()
+            return
         if current.kind == "submitting" and not isinstance(event, RequestStored | RequestFailed):
             # Only a crash leaves a conversation here: the request was not acknowledged.
             self.say("submit_interrupted")
