@@ -74,7 +74,11 @@ class ConversationService:
         self.secrets = secrets
         self.state_ttl = state_ttl
         self.draft_ttl = draft_ttl
-        self.clock = clock
+        self._clock = clock
+
+    def clock(self) -> dt.datetime:
+        # Always UTC: SQLite keeps no offset, and sealed requests bind their creation time.
+        return self._clock().astimezone(dt.UTC)
 
     def chat_key(self, channel: str, user_id: str) -> str:
         return keyed_hash(self.secrets.user_hash_key, f"chat:{channel}", user_id)
@@ -125,7 +129,7 @@ class ConversationService:
         if not message_ids:
             return
         async with transaction(self.sessions) as session:
-            await queries.remember_messages(session, chat_key, message_ids)
+            await queries.remember_messages(session, chat_key, message_ids, self.clock())
 
     # ---- internals ---------------------------------------------------------------------
 
@@ -156,21 +160,22 @@ class ConversationService:
         replies = list(outcome.replies)
         to_delete: tuple[int, ...] = ()
         state = outcome.state
+        forget = False
         for effect in outcome.effects:
-            follow = await self._perform(session, effect, chat_key, channel, user_id, now)
             if isinstance(effect, DeleteConversation):
-                to_delete = (*queries.message_ids(row), *incoming)
-                if row is not None:
-                    row.message_ids = ""
+                to_delete = (*await queries.chat_message_ids(session, chat_key, now), *incoming)
+                await queries.forget_chat_messages(session, chat_key)
                 incoming = []
+            follow = await self._perform(session, effect, chat_key, channel, user_id, now)
             if follow is not None:
                 after = step(self.ctx, state, follow)
                 replies.extend(after.replies)
                 state = after.state
-            if isinstance(effect, ForgetMe):
-                await queries.delete_conversation(session, chat_key)
-                return Turn(tuple(replies), chat_key)
-        await self._save(session, chat_key, row, state, now, incoming)
+            forget = forget or isinstance(effect, ForgetMe)
+        if forget:
+            await queries.delete_conversation(session, chat_key)
+        else:
+            await self._save(session, chat_key, row, state, now, incoming)
         return Turn(tuple(replies), chat_key, delete_message_ids=to_delete)
 
     async def _perform(
@@ -246,7 +251,7 @@ class ConversationService:
         incoming: list[int],
     ) -> None:
         if row is None:
-            row = Conversation(chat_key=chat_key, message_ids="")
+            row = Conversation(chat_key=chat_key)
         row.step = state.step
         row.language = state.language
         row.seq = state.seq
@@ -260,7 +265,5 @@ class ConversationService:
             row.draft_expires_at = None
         row.updated_at = now
         row.expires_at = now + self.state_ttl
-        if incoming:
-            ids = [*queries.message_ids(row), *incoming]
-            row.message_ids = ",".join(str(i) for i in ids[-queries.MAX_TRACKED_MESSAGES :])
+        await queries.remember_messages(session, chat_key, incoming, now)
         await queries.save_conversation(session, row)

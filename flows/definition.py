@@ -247,10 +247,9 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
         if count != 1:
             problems.append(f"the flow needs exactly one {kind!r} step, found {count}")
 
-    if not problems:
-        unreachable = sorted(set(steps) - _reachable(steps, entry, menu))
-        for sid in unreachable:
-            problems.append(f"step {sid!r} is unreachable")
+    # Unknown targets are skipped by the walk, so every unreachable step is listed too.
+    for sid in sorted(set(steps) - _reachable(steps, entry, menu)):
+        problems.append(f"step {sid!r} is unreachable")
 
     if problems:
         raise FlowError(problems)

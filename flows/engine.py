@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import re
 import string
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -164,7 +165,7 @@ class _Turn:
 
     def handle(self, event: Event) -> None:
         current = self.flow.step(self.state.step)
-        wants_exit = isinstance(event, QuickExitRequested) or event == ButtonPressed("x")
+        wants_exit = event in (QuickExitRequested(), ButtonPressed("x"), CommandReceived("exit"))
         if current.kind == "submitting" and wants_exit:
             self.quick_exit()
             return
@@ -172,6 +173,13 @@ class _Turn:
             # Only a crash leaves a conversation here: the request was not acknowledged.
             self.say("submit_interrupted")
             self.go(self._summary_id())
+            return
+        if self._draft_lost(current) and _answers_the_form(event):
+            # The draft expired (or its key was lost) while the person was in the form: never
+            # carry on, and never submit, with answers that are no longer there.
+            self.say("draft_expired")
+            self.state = self.state.with_(answers={}, editing=False)
+            self.go(self.flow.menu)
             return
         match event:
             case Started():
@@ -197,11 +205,8 @@ class _Turn:
                 self.go(self.flow.menu)
             case Forgotten():
                 self.say("forgotten_withdrawn" if event.withdrawn else "forgotten")
-                self.state = ConversationState(
-                    step=self.flow.menu,
-                    language=self.state.language,
-                    flow_version=self.flow.version,
-                )
+                self.state = self.state.with_(answers={}, editing=False)
+                self.go(self.flow.menu)
             case _:
                 self.render()
 
@@ -250,7 +255,7 @@ class _Turn:
         self.render()
 
     def check_status(self, raw: str) -> None:
-        code = "".join(ch for ch in raw if ch.isdigit())
+        code = ascii_digits(raw)
         if not 8 <= len(code) <= 32:
             self.say("status_bad_code")
             self.go(self._kind("status"))
@@ -304,7 +309,8 @@ class _Turn:
             self.summary_action(value)
         elif current.kind == "forget":
             if value == "yes":
-                self.effects.append(ForgetMe())
+                # What is on the screen was told too: clear it, as quick exit does.
+                self.effects += [DeleteConversation(), ForgetMe()]
             else:
                 self.go(self.flow.menu)
         else:
@@ -337,11 +343,47 @@ class _Turn:
         else:
             answers[current.field] = value
         self.state = self.state.with_(answers=answers)
+        target = next_hint or current.next or self._summary_id()
+        if self.flow.step(target).kind != "question" and target != self._summary_id():
+            # The answer leaves the form (e.g. consent withdrawn): nothing may be sent.
+            self.state = self.state.with_(answers={}, editing=False)
+            self.go(target)
+            return
+        self._drop_inapplicable()
         if self.state.editing:
             self.state = self.state.with_(editing=False)
-            self.go(self._summary_id())
+            if current.field in self._condition_fields():
+                # Later questions depend on this answer (e.g. phone vs email): walk on.
+                self.advance_to(target)
+            else:
+                self.go(self._summary_id())
             return
-        self.advance_to(next_hint or current.next or self._summary_id())
+        self.advance_to(target)
+
+    def _draft_lost(self, current: Step) -> bool:
+        if current.kind not in {"question", "summary"} or current.id == self.flow.form[0]:
+            return False
+        first = self.flow.step(self.flow.form[0]).field or ""
+        return first not in self.state.answers
+
+    def _complete(self) -> bool:
+        return all(
+            q.optional or q.field in self.state.answers
+            for q in (self.flow.step(sid) for sid in self.flow.form)
+            if self._applies(q)
+        )
+
+    def _condition_fields(self) -> set[str]:
+        return {s.when.field for s in self.flow.steps.values() if s.when and s.when.field}
+
+    def _drop_inapplicable(self) -> None:
+        """Forget answers to questions that no longer apply, so they are never sent."""
+        answers = dict(self.state.answers)
+        for sid in self.flow.form:
+            q = self.flow.step(sid)
+            if q.field in answers and not self._applies(q):
+                del answers[q.field]
+        self.state = self.state.with_(answers=answers)
 
     def advance_to(self, step_id: str) -> None:
         """Go to `step_id`, or past it while its `when` condition does not hold."""
@@ -354,7 +396,11 @@ class _Turn:
         raise RuntimeError("flow skips more steps than it has: check its 'when' conditions")
 
     def summary_action(self, value: str) -> None:
-        if value == "confirm":
+        if value == "confirm" and not self._complete():
+            self.say("draft_expired")
+            self.state = self.state.with_(answers={}, editing=False)
+            self.go(self.flow.menu)
+        elif value == "confirm":
             answers = {k: v for k, v in self.state.answers.items() if k != "reference"}
             org = self.dep.route(self.lang, answers.get(FIELD_ORGANISATION))
             self.effects.append(
@@ -373,7 +419,10 @@ class _Turn:
             self.state = self.state.with_(answers={}, editing=False)
             self.go(self.flow.menu)
         elif (
-            value.startswith("e.") and value[2:].isdigit() and int(value[2:]) < len(self.flow.form)
+            value.startswith("e.")
+            and value[2:].isascii()
+            and value[2:].isdigit()
+            and int(value[2:]) < len(self.flow.form)
         ):
             target = self.flow.step(self.flow.form[int(value[2:])])
             if self._applies(target):
@@ -606,6 +655,13 @@ class _Turn:
         return text.format_map(_SafeFormat(n=self.ltr(str(days))))
 
 
+def _answers_the_form(event: Event) -> bool:
+    """Events that act on the current question or summary (not navigation or commands)."""
+    if isinstance(event, TextReceived):
+        return True
+    return isinstance(event, ButtonPressed) and event.data.startswith("a:")
+
+
 def _b36(n: int) -> str:
     digits = string.digits + string.ascii_lowercase
     out = ""
@@ -623,6 +679,11 @@ _GROUP = re.compile(r"(\d{4})(?=\d)")
 def format_reference(code: str) -> str:
     """`1234567890123456` -> `1234 5678 9012 3456`: easy to read aloud and copy."""
     return _GROUP.sub(r"\1 ", code)
+
+
+def ascii_digits(text: str) -> str:
+    """Digits in any script ("١٢٣", "۱۲۳") as ASCII; everything else dropped."""
+    return "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
 
 
 def placeholders_of(text: str) -> set[str]:

@@ -25,12 +25,19 @@ class Invalid:
     reason: str  # a key of the flow's [strings]
 
 
+# Bidirectional embeddings, overrides and isolates: they can disguise what was typed and
+# break the engine's own isolates around numbers. Joiners (U+200C, U+200D) stay: Persian
+# words and emoji need them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def clean_text(text: str) -> str:
-    """Drop control and format characters (keeping line breaks), trim spaces."""
+    """Drop control characters and bidi controls (keeping line breaks), trim spaces."""
     kept = [
         ch
         for ch in text
-        if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cs", "Co", "Cn"}
+        if ch in "\n\t"
+        or (unicodedata.category(ch) not in {"Cc", "Cs", "Co", "Cn"} and ch not in _BIDI_CONTROLS)
     ]
     return "".join(kept).strip()
 

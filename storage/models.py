@@ -30,10 +30,20 @@ class Conversation(Base):
     # ChaCha20-Poly1305 under the draft key, bound to chat_key; NULL when there is no draft.
     draft: Mapped[bytes | None] = mapped_column(LargeBinary)
     draft_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    # Ids of messages in this chat, for quick exit; comma-separated integers.
-    message_ids: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ChatMessage(Base):
+    """Ids of the messages in one person's chat, so quick exit can delete them. Kept apart from
+    the conversation state for Telegram's 48-hour deletion window: quick exit must still work
+    after the state itself has expired or been forgotten."""
+
+    __tablename__ = "chat_messages"
+
+    chat_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class ProcessedUpdate(Base):

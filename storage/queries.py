@@ -11,9 +11,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import ContactRequest, Conversation, Notice, OrganisationKey, ProcessedUpdate
+from storage.models import (
+    ChatMessage,
+    ContactRequest,
+    Conversation,
+    Notice,
+    OrganisationKey,
+    ProcessedUpdate,
+)
 
-MAX_TRACKED_MESSAGES = 400  # quick exit can delete at most 48 hours of messages anyway
+# Telegram lets a bot delete messages in a private chat for 48 hours; older ids are useless.
+MESSAGE_DELETE_WINDOW = dt.timedelta(hours=48)
 
 
 # ---- updates and ordering -------------------------------------------------------------------
@@ -63,18 +71,30 @@ async def delete_conversation(session: AsyncSession, chat_key: str) -> None:
     await session.execute(delete(Conversation).where(Conversation.chat_key == chat_key))
 
 
-def message_ids(row: Conversation | None) -> list[int]:
-    if row is None or not row.message_ids:
-        return []
-    return [int(x) for x in row.message_ids.split(",") if x]
+async def chat_message_ids(session: AsyncSession, chat_key: str, now: dt.datetime) -> list[int]:
+    result = await session.scalars(
+        select(ChatMessage.message_id)
+        .where(ChatMessage.chat_key == chat_key, ChatMessage.sent_at > now - MESSAGE_DELETE_WINDOW)
+        .order_by(ChatMessage.message_id)
+    )
+    return list(result.all())
 
 
-async def remember_messages(session: AsyncSession, chat_key: str, ids: Sequence[int]) -> None:
-    row = await session.get(Conversation, chat_key)
-    if row is None or not ids:
+async def forget_chat_messages(session: AsyncSession, chat_key: str) -> None:
+    await session.execute(delete(ChatMessage).where(ChatMessage.chat_key == chat_key))
+
+
+async def remember_messages(
+    session: AsyncSession, chat_key: str, ids: Sequence[int], now: dt.datetime
+) -> None:
+    if not ids:
         return
-    kept = (message_ids(row) + [int(i) for i in ids])[-MAX_TRACKED_MESSAGES:]
-    row.message_ids = ",".join(str(i) for i in dict.fromkeys(kept))
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    rows = [
+        {"chat_key": chat_key, "message_id": int(i), "sent_at": now} for i in dict.fromkeys(ids)
+    ]
+    await session.execute(insert(ChatMessage).values(rows).on_conflict_do_nothing())
 
 
 # ---- contact requests ------------------------------------------------------------------------

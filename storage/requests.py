@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,7 +48,8 @@ def new_reference() -> str:
 
 
 def reference_hash(lookup_key: bytes, reference: str) -> str:
-    digits = "".join(ch for ch in reference if ch.isdigit())
+    # Digits in any script: a victim may type the code with Arabic-Indic digits.
+    digits = "".join(str(unicodedata.decimal(ch)) for ch in reference if ch.isdecimal())
     return hmac.new(lookup_key, b"ref:" + digits.encode(), hashlib.sha256).hexdigest()
 
 
@@ -77,6 +79,8 @@ async def store_request(
 ) -> StoredRequest:
     """Seal and add the request (and its neutral notice) to the session. The caller commits;
     only after that commit may the victim be told it was received."""
+    # SQLite keeps no offset: store UTC, or the sealed created_at would not match on read.
+    now = now.astimezone(dt.UTC)
     key_row = await queries.newest_key(session, request.organisation)
     if key_row is None:
         raise SealingError(f"no active key for organisation {request.organisation!r}")

@@ -14,7 +14,8 @@ from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.db import checkpoint
-from storage.models import ContactRequest, Conversation, Notice, ProcessedUpdate
+from storage.models import ChatMessage, ContactRequest, Conversation, Notice, ProcessedUpdate
+from storage.queries import MESSAGE_DELETE_WINDOW
 
 # Telegram stops redelivering an update long before this.
 PROCESSED_UPDATE_TTL = dt.timedelta(days=2)
@@ -62,6 +63,9 @@ async def purge(
         )
         notices = await session.execute(
             delete(Notice).where(Notice.sent_at <= now - SENT_NOTICE_TTL)
+        )
+        await session.execute(
+            delete(ChatMessage).where(ChatMessage.sent_at <= now - MESSAGE_DELETE_WINDOW)
         )
     await checkpoint(engine)
     return PurgeReport(
