@@ -208,6 +208,11 @@ class ConversationService:
                 now = self.clock()
                 await queries.lock_chat(session, chat_key)
                 row = await queries.load_conversation(session, chat_key, now)
+                if row is None or row.step != first.state.step or row.seq != first.state.seq:
+                    # Another process took this person's next update between the two commits
+                    # and has already told them the request was not sent: store nothing.
+                    log.warning("submission superseded by a newer turn; nothing stored")
+                    return Turn(first.replies, chat_key)
                 stored = await store_request(
                     session,
                     NewRequest(

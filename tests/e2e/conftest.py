@@ -131,3 +131,219 @@ async def bot_process(emulator: BotApiEmulator, tmp_path: Path) -> AsyncIterator
     process = BotProcess(bot_env(emulator, tmp_path / "data"), tmp_path / "logs")
     yield process
     process.stop()
+
+
+# ---- sealed contact requests: helpers for test_requests_e2e.py and test_canary.py -------------
+
+import base64 as _base64  # noqa: E402
+import functools as _functools  # noqa: E402
+import json as _json  # noqa: E402
+import re as _re  # noqa: E402
+import sqlite3 as _sqlite3  # noqa: E402
+from dataclasses import dataclass as _dataclass  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
+from tests.e2e.emulator import ChatMessage, EmulatedUser  # noqa: E402
+
+FSI, PDI = "\u2068", "\u2069"
+_REFERENCE_RE = _re.compile(r"(?<!\d)(\d{4}) (\d{4}) (\d{4}) (\d{4})(?!\d)")
+
+
+@_functools.cache
+def _form_context() -> _Any:
+    from bot.config import bundled_deployment_path, load_deployment
+    from flows.definition import load_flow
+    from flows.i18n import load_catalogs
+
+    return load_flow(), load_catalogs(), load_deployment(bundled_deployment_path())
+
+
+def tr(lang: str, english: str) -> str:
+    """An English source string (a button label, a title, a [strings] value) in `lang`."""
+    return str(_form_context()[1].get(lang).gettext(english))
+
+
+def flow_string(lang: str, key: str) -> str:
+    """A [strings] entry of the victim flow, translated (placeholders left as they are)."""
+    return tr(lang, _form_context()[0].string(key))
+
+
+def choice_label(lang: str, step_id: str, value: str) -> str:
+    """The button text that answers question `step_id` with `value`, in `lang`."""
+    from flows.i18n import native_name
+
+    flow, _, deployment = _form_context()
+    step = flow.step(step_id)
+    if step.options_from == "languages":
+        return native_name(value)
+    if step.options_from == "organisations":
+        if value == "none":
+            return flow_string(lang, "no_preference")
+        return str(deployment.organisation(value).name)
+    for option in step.options:
+        if option.value == value:
+            return tr(lang, option.label)
+    raise KeyError(f"{step_id} has no option {value!r}")
+
+
+def _applies(step: _Any, answers: dict[str, str]) -> bool:
+    _, _, deployment = _form_context()
+    cond = step.when
+    if cond is None:
+        return True
+    if cond.deployment == "org_choice" and not (
+        deployment.allow_org_choice and len(deployment.receiving_organisations) > 1
+    ):
+        return False
+    if cond.field is not None:
+        return answers.get(cond.field) in cond.values
+    return True
+
+
+async def fill_request(
+    user: EmulatedUser,
+    lang: str,
+    answers: dict[str, str | None],
+    *,
+    until: str | None = None,
+    quiet: float = 0.05,
+    timeout: float = 10.0,
+) -> ChatMessage:
+    """Walk the contact form from /start in `lang`, answering with `answers` (field -> value as
+    stored: option values, typed text; None or absent = Skip). Buttons are pressed by their
+    translated labels. Returns the summary screen, or the screen of question `until` (not
+    answered) when given."""
+    flow, _, _ = _form_context()
+    await user.send_command("/start", lang)
+    (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
+    for label in ("Continue", "Talk to a support worker"):
+        await user.press(tr(lang, label))
+        (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
+    given = {"consent": "yes", **answers}
+    chosen: dict[str, str] = {}
+    for step_id in flow.form:
+        step = flow.step(step_id)
+        if not _applies(step, chosen):
+            continue
+        if step_id == until:
+            return last
+        value = given.get(step.field)
+        if value is None:
+            await user.press(flow_string(lang, "skip"))
+        elif step.input == "choice":
+            await user.press(choice_label(lang, step_id, value))
+            chosen[step.field] = value
+        else:
+            await user.send_text(value)
+            chosen[step.field] = value
+        (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
+    return last
+
+
+def parse_reference(text: str | None) -> str:
+    """The 16-digit reference shown on the done screen (bidi isolates stripped)."""
+    plain = (text or "").replace(FSI, "").replace(PDI, "")
+    found = _REFERENCE_RE.findall(plain)
+    assert len(found) == 1, f"expected one 4-4-4-4 reference in {text!r}"
+    return "".join(found[0])
+
+
+async def send_request(
+    user: EmulatedUser, lang: str, *, quiet: float = 0.05, timeout: float = 10.0
+) -> tuple[ChatMessage, str]:
+    """Press Send on the summary; returns the done screen and the reference it shows."""
+    await user.press(flow_string(lang, "confirm"))
+    (done,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
+    assert tr(lang, "Your request was sent") in (done.text or ""), done.text
+    return done, parse_reference(done.text)
+
+
+@_dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def records(self) -> list[dict[str, _Any]]:
+        return [_json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+async def run_cli(data_dir: Path, *args: str, **extra_env: str) -> CliResult:
+    """`safebot ARGS` as a child process on `data_dir`, without blocking the event loop (the
+    emulator and an in-process bot keep running meanwhile)."""
+    env = {**os.environ, "SAFEBOT_DATA_DIR": str(data_dir), **extra_env}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args, env=env, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return CliResult(proc.returncode, out.decode(), err.decode())
+
+
+def demo_identity(data_dir: Path, org: str) -> Path:
+    return data_dir / "demo-identities" / f"{org}.identity"
+
+
+def demo_passphrase(data_dir: Path) -> Path:
+    return data_dir / "demo-identities" / "passphrase.txt"
+
+
+async def export_requests_cli(
+    data_dir: Path, org: str, identities: list[Path] | None = None, **extra_env: str
+) -> CliResult:
+    """`safebot handoffs export` with the demo identity (or `identities`) of `org`."""
+    args = ["handoffs", "export", "--org", org]
+    for path in identities or [demo_identity(data_dir, org)]:
+        args += ["--identity", str(path)]
+    args += ["--passphrase-file", str(demo_passphrase(data_dir))]
+    return await run_cli(data_dir, *args, **extra_env)
+
+
+def db_path(data_dir: Path) -> Path:
+    return data_dir / "safebot.db"
+
+
+def db_query(data_dir: Path, sql: str, params: tuple[_Any, ...] = ()) -> list[dict[str, _Any]]:
+    con = _sqlite3.connect(db_path(data_dir), timeout=10)
+    try:
+        con.row_factory = _sqlite3.Row
+        return [dict(row) for row in con.execute(sql, params).fetchall()]
+    finally:
+        con.close()
+
+
+def db_execute(data_dir: Path, sql: str, params: tuple[_Any, ...] = ()) -> int:
+    con = _sqlite3.connect(db_path(data_dir), timeout=10)
+    try:
+        with con:
+            return con.execute(sql, params).rowcount
+    finally:
+        con.close()
+
+
+def owner_key(data_dir: Path, user_id: int, channel: str = "telegram") -> str:
+    """The keyed hash under which a person's requests are stored (as bot/service.py makes it)."""
+    from storage.identity import keyed_hash
+
+    raw = (data_dir / "user-hash.key").read_text().strip()
+    key = _base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    return keyed_hash(key, f"owner:{channel}", str(user_id))
+
+
+async def stop_bot_process(process: BotProcess, timeout: float = 15.0) -> int | None:
+    """SIGTERM and wait *without blocking the event loop*: the emulator runs on this loop and
+    the bot still calls the Bot API while it shuts down (BotProcess.stop() waits blocking, so
+    the bot hangs until its 15 s timeout and is then killed). Returns the exit code, or None if
+    it had to be killed."""
+    proc = process.proc
+    if proc is None or proc.poll() is not None:
+        return None if proc is None else proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while proc.poll() is None:
+        if asyncio.get_running_loop().time() > deadline:
+            process.kill()
+            return None
+        await asyncio.sleep(0.05)
+    return proc.returncode

@@ -16,16 +16,15 @@ import itertools
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.db import create_engine, session_factory, sqlite_url
 from storage.migrate import upgrade_async
+from tests.integration.support import Database, EmptyDatabase
 
 PG_ADMIN_DSN = os.environ.get("SAFEBOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 PG_CONNECT_TIMEOUT = 2.0
@@ -35,32 +34,11 @@ _RUN_ID = secrets.token_hex(4)
 _counter = itertools.count(1)
 
 
-@dataclass(frozen=True)
-class EmptyDatabase:
-    """A database with no tables yet."""
-
-    kind: str  # "sqlite" | "postgresql"
-    url: str
-    path: Path | None = None  # the SQLite file
-
-
-@dataclass(frozen=True)
-class Database:
-    """A migrated database, an engine on it and a session factory."""
-
-    kind: str
-    url: str
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    path: Path | None = None
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.kind == "sqlite"
-
-    @property
-    def is_postgresql(self) -> bool:
-        return self.kind == "postgresql"
+def _shown_dsn() -> str:
+    parts = urlsplit(PG_ADMIN_DSN)
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}@{host}" if user else host, parts.path, "", ""))
 
 
 def _pg_url(dbname: str) -> str:
@@ -73,7 +51,7 @@ async def _probe_postgres() -> str | None:
     try:
         conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=PG_CONNECT_TIMEOUT)
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return f"{type(exc).__name__}: {exc or f'no answer within {PG_CONNECT_TIMEOUT:g} s'}"
     try:
         await conn.fetchval("SELECT 1")
     finally:
@@ -121,7 +99,7 @@ async def empty_db(
         yield EmptyDatabase(kind, sqlite_url(str(path)), path)
         return
     if postgres_unavailable is not None:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {postgres_unavailable}")
+        pytest.skip(f"PostgreSQL not reachable at {_shown_dsn()}: {postgres_unavailable}")
     name = f"safebot_test_{_RUN_ID}_{next(_counter)}"
     await _admin(f'CREATE DATABASE "{name}"')
     try:
@@ -136,8 +114,6 @@ async def db(empty_db: EmptyDatabase) -> AsyncIterator[Database]:
     await upgrade_async(empty_db.url)
     engine = create_engine(empty_db.url)
     try:
-        yield Database(
-            empty_db.kind, empty_db.url, engine, session_factory(engine), empty_db.path
-        )
+        yield Database(empty_db.kind, empty_db.url, engine, session_factory(engine), empty_db.path)
     finally:
         await engine.dispose()

@@ -4,15 +4,49 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.models import Base, ContactRequest, Conversation, OrganisationKey
 from storage.sealing import RecipientPublicKey
 
 UTC = dt.UTC
+
+# Run a test on one dialect only (instead of skipping on the other): `@only_postgresql`.
+only_postgresql = pytest.mark.parametrize("empty_db", ["postgresql"], indirect=True)
+only_sqlite = pytest.mark.parametrize("empty_db", ["sqlite"], indirect=True)
+
+
+@dataclass(frozen=True)
+class EmptyDatabase:
+    """A database with no tables yet."""
+
+    kind: str  # "sqlite" | "postgresql"
+    url: str
+    path: Path | None = None  # the SQLite file
+
+
+@dataclass(frozen=True)
+class Database:
+    """A migrated database, an engine on it and a session factory."""
+
+    kind: str
+    url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    path: Path | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.kind == "sqlite"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.kind == "postgresql"
 
 
 def aware(value: dt.datetime) -> dt.datetime:

@@ -27,11 +27,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from storage.db import create_engine, session_factory
 from storage.drafts import open_draft, seal_draft
 from storage.migrate import alembic_config, downgrade, upgrade
-from storage.models import Base, ContactRequest, Conversation, Notice, OrganisationKey
-from storage.models import ProcessedUpdate
+from storage.models import (
+    Base,
+    ContactRequest,
+    Conversation,
+    Notice,
+    OrganisationKey,
+    ProcessedUpdate,
+)
 from storage.sealing import SealContext, generate_keypair, open_sealed, seal
-from tests.integration.conftest import EmptyDatabase
-from tests.integration.support import aware
+from tests.integration.support import EmptyDatabase, aware
 
 ALEMBIC_TABLE = "alembic_version"
 

@@ -256,7 +256,15 @@ def form_plan(method: str, **overrides: str | None) -> dict[str, str | None]:
     return plan
 
 
-OPTIONAL_FIELDS = ("codeword", "interpreter", "urgent", "threats", "documents", "children", "message")
+OPTIONAL_FIELDS = (
+    "codeword",
+    "interpreter",
+    "urgent",
+    "threats",
+    "documents",
+    "children",
+    "message",
+)
 
 
 @pytest.fixture(scope="session")
