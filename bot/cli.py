@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     chat.set_defaults(func=_chat)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
     sub.add_parser("check-flows", help="check the flow and catalogues").set_defaults(func=_check)
+    sub.add_parser("flows-graph", help="print the flow as a Mermaid diagram").set_defaults(
+        func=_graph
+    )
     sub.add_parser("purge", help="run the retention job once").set_defaults(func=_purge)
 
     keys = sub.add_parser("keys", help="organisation keys").add_subparsers(
@@ -146,6 +149,14 @@ async def _check(args: argparse.Namespace, settings: object) -> int:
         print(issue)
     print(f"{len(issues)} issue(s)")
     return 1 if issues else 0
+
+
+async def _graph(args: argparse.Namespace, settings: object) -> int:
+    from flows.definition import load_flow
+    from flows.graph import mermaid
+
+    print(mermaid(load_flow()), end="")
+    return 0
 
 
 async def _purge(args: argparse.Namespace, settings: object) -> int:
