@@ -24,6 +24,7 @@ from telegram.ext import Application
 from bot.config import ConfigError, Settings, load_deployment
 from bot.keyring import ensure_keys
 from bot.notices import NoticeWorker
+from bot.polling import ConfirmingPoller
 from bot.service import ConversationService, ServerSecrets
 from bot.telegram import ALLOWED_UPDATES, TelegramChannel, build_application, set_commands
 from bot.web.server import add_webhook, build_web_app
@@ -119,7 +120,6 @@ async def start_server(settings: Settings) -> RunningServer:
             settings.token,
             settings.api_base_url,
             TelegramChannel(core.service),
-            webhook=webhook,
             chat_send_rate=settings.chat_send_rate,
         )
         secret = load_or_create_token(settings.data_dir, "webhook-secret", settings.webhook_secret)
@@ -161,9 +161,11 @@ def _telegram_lifecycle(core: Core, telegram: Application, secret: str):  # type
             await telegram.bot.set_webhook(
                 settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
             )
-        elif telegram.updater is not None:
-            await telegram.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=10)
         await telegram.start()
+        poller = None
+        if not settings.webhook_url:
+            poller = ConfirmingPoller(telegram, allowed_updates=ALLOWED_UPDATES)
+            await poller.start()
         notices = NoticeWorker(telegram.bot, core.sessions, core.ctx.deployment)
         telegram.bot_data["notices"] = notices
         task = asyncio.create_task(notices.run())
@@ -171,8 +173,8 @@ def _telegram_lifecycle(core: Core, telegram: Application, secret: str):  # type
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if telegram.updater is not None and telegram.updater.running:
-            await telegram.updater.stop()
+        if poller is not None:
+            await poller.stop()
         await telegram.stop()
         await telegram.shutdown()
 

@@ -60,7 +60,17 @@ def _logging(level: str) -> None:
         level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
     )
     # PTB and httpx log request parameters, updates and the token at DEBUG/INFO: keep them quiet.
-    for name in ("telegram", "httpx", "aiohttp.access", "apscheduler", "alembic"):
+    # aiosqlite and SQLAlchemy log statements with their parameters (hashes, steps) at DEBUG.
+    quiet = (
+        "telegram",
+        "httpx",
+        "aiohttp.access",
+        "apscheduler",
+        "alembic",
+        "aiosqlite",
+        "sqlalchemy",
+    )
+    for name in quiet:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

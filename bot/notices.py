@@ -57,7 +57,10 @@ class NoticeWorker:
                             chat_id, notice_text(notice.language, notice.urgent)
                         )
                     except TelegramError as exc:
-                        log.warning("notice not sent, will retry: %s", type(exc).__name__)
+                        notice.attempts = (notice.attempts or 0) + 1
+                        log.warning(
+                            "notice not sent (attempt %d): %s", notice.attempts, type(exc).__name__
+                        )
                         continue
                     sent += 1
                 notice.sent_at = dt.datetime.now(dt.UTC)

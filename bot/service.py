@@ -231,6 +231,9 @@ class ConversationService:
                 await self._save(session, chat_key, row, done.state, now, [])
             # Commit 2 of 2 has happened: only now may the victim read "received".
             log.info("request stored urgent=%s", effect.urgent)
+            if self.engine is not None:
+                # The draft's old versions must not outlive the request in the WAL.
+                await checkpoint(self.engine)
             return Turn((*first.replies, *done.replies), chat_key, request_stored=True)
         except Exception:
             log.exception("request could not be stored")

@@ -175,7 +175,6 @@ def build_application(
     api_base_url: str,
     channel: TelegramChannel,
     *,
-    webhook: bool,
     chat_send_rate: float = 1.0,
 ) -> Application:  # type: ignore[type-arg]
     builder = (
@@ -190,9 +189,9 @@ def build_application(
         # No PTB persistence: state lives in safebot's database, written in each turn.
         .arbitrary_callback_data(False)
     )
-    if webhook:
-        builder = builder.updater(None)
-    application = builder.build()
+    # No PTB Updater in either mode: polling confirms updates only once they are handled
+    # (bot/polling.py); webhooks arrive through the project's own aiohttp server.
+    application = builder.updater(None).build()
     application.add_handler(TypeHandler(Update, channel.on_update))
     application.add_error_handler(_on_error)
     return application

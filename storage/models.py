@@ -104,6 +104,9 @@ class Notice(Base):
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Failed sends so far; a notice that keeps failing (bot removed from the group) must not
+    # hold back the others, and is dropped after MAX_NOTICE_ATTEMPTS.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 Index("ix_notices_unsent", Notice.sent_at, Notice.id)

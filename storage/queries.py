@@ -22,6 +22,7 @@ from storage.models import (
 
 # Telegram lets a bot delete messages in a private chat for 48 hours; older ids are useless.
 MESSAGE_DELETE_WINDOW = dt.timedelta(hours=48)
+MAX_NOTICE_ATTEMPTS = 10
 
 
 # ---- updates and ordering -------------------------------------------------------------------
@@ -191,7 +192,12 @@ async def add_notice(session: AsyncSession, notice: Notice) -> None:
 
 
 async def claim_unsent_notices(session: AsyncSession, limit: int = 20) -> Sequence[Notice]:
-    stmt = select(Notice).where(Notice.sent_at.is_(None)).order_by(Notice.id).limit(limit)
+    stmt = (
+        select(Notice)
+        .where(Notice.sent_at.is_(None), Notice.attempts < MAX_NOTICE_ATTEMPTS)
+        .order_by(Notice.attempts, Notice.id)
+        .limit(limit)
+    )
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return (await session.scalars(stmt)).all()

@@ -62,7 +62,12 @@ async def purge(
             delete(ProcessedUpdate).where(ProcessedUpdate.seen_at <= now - PROCESSED_UPDATE_TTL)
         )
         notices = await session.execute(
-            delete(Notice).where(Notice.sent_at <= now - SENT_NOTICE_TTL)
+            delete(Notice).where(
+                or_(
+                    Notice.sent_at <= now - SENT_NOTICE_TTL,
+                    Notice.created_at <= now - SENT_NOTICE_TTL * 7,
+                )
+            )
         )
         await session.execute(
             delete(ChatMessage).where(ChatMessage.sent_at <= now - MESSAGE_DELETE_WINDOW)

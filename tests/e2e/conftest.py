@@ -130,7 +130,7 @@ class BotProcess:
 async def bot_process(emulator: BotApiEmulator, tmp_path: Path) -> AsyncIterator[BotProcess]:
     process = BotProcess(bot_env(emulator, tmp_path / "data"), tmp_path / "logs")
     yield process
-    process.stop()
+    await stop_bot_process(process)
 
 
 # ---- sealed contact requests: helpers for test_requests_e2e.py and test_canary.py -------------
