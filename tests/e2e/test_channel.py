@@ -1,0 +1,417 @@
+"""The Telegram channel end to end: languages, the command menu, formatting and protection,
+quick exit, odd input, flood control and ordering (real PTB over HTTP, polling, nothing mocked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.app import RunningServer
+from tests.e2e.emulator import BotApiEmulator, ChatMessage, EmulatedUser
+
+PHONE = "07911 123456"
+EMAIL = "someone@example.org"
+
+# [strings] of flows/content/victim.toml (English source).
+NOT_TEXT = "I cannot open photos, voice messages, stickers or files."
+EDITED = "Changes to a sent message are not read."
+STALE = "That button is from an earlier message. Here is where you are now."
+BUTTONS_ONLY = "Please use the buttons below."
+TOO_LONG = "That is too long. Please use no more than 40 characters."
+NEUTRAL = "Chat cleared."
+WELCOME_EN = "Welcome"
+MENU_EN = "How can I help?"
+WELCOME_PL = "Witamy"
+WELCOME_AR = "أهلًا بكِ"
+MENU_PL = "Jak mogę pomóc?"
+MENU_AR = "كيف يمكنني أن أساعدكِ؟"
+
+
+async def start(user: EmulatedUser) -> ChatMessage:
+    await user.send_command("/start")
+    (welcome,) = await user.next_replies(1)
+    return welcome
+
+
+async def press(user: EmulatedUser, label: str, count: int = 1) -> list[ChatMessage]:
+    await user.press(label)
+    return await user.next_replies(count)
+
+
+async def text(user: EmulatedUser, value: str, count: int = 1) -> list[ChatMessage]:
+    await user.send_text(value)
+    return await user.next_replies(count)
+
+
+async def to_menu(user: EmulatedUser) -> ChatMessage:
+    await start(user)
+    (menu,) = await press(user, "Continue")
+    assert MENU_EN in (menu.text or "")
+    return menu
+
+
+async def to_codeword(user: EmulatedUser) -> ChatMessage:
+    """From nothing to the (text) code word question, the short way (contact by email)."""
+    await to_menu(user)
+    for label in ["Talk to a support worker", "Yes, go on", "Email"]:
+        await press(user, label)
+    await text(user, EMAIL)
+    (codeword,) = await press(user, "Any time")
+    assert "code word" in (codeword.text or "")
+    return codeword
+
+
+# --------------------------------------------------------------------------- languages
+
+
+async def test_language_is_suggested_from_the_client_language(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    polish = await start(emulator.user(2001, language_code="pl"))
+    assert WELCOME_PL in (polish.text or "")
+    assert "Dalej" in polish.button_texts()
+    assert "🚪 Szybkie wyjście" in polish.button_texts()
+
+    arabic = await start(emulator.user(2002, language_code="ar"))
+    assert WELCOME_AR in (arabic.text or "")
+    assert "متابعة" in arabic.button_texts()
+
+    # A language that is not shipped: the person chooses first.
+    other = await start(emulator.user(2003, language_code="pt-br"))
+    assert "Choose your language" in (other.text or "")
+    assert {"English", "Polski", "العربية"} <= set(other.button_texts())
+    changed, menu = await press(emulator.user(2003), "Polski", count=2)
+    assert "Język został zmieniony." in (changed.text or "")
+    assert MENU_PL in (menu.text or "")
+    assert not emulator.errors, emulator.errors
+
+
+async def test_language_button_switches_the_next_replies(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    user = emulator.user(2010, language_code="en")
+    await to_menu(user)
+    (screen,) = await press(user, "🌐 Language")
+    assert "Choose your language" in (screen.text or "")
+    changed, menu = await press(user, "Polski", count=2)
+    assert "Język został zmieniony." in (changed.text or "")
+    assert MENU_PL in (menu.text or "")
+    assert "🌐 Język" in menu.button_texts()
+    (consent,) = await press(user, "Porozmawiaj z osobą wspierającą")
+    assert "Porozmawiaj z osobą wspierającą" in (consent.text or "")
+    await user.send_text("hello")
+    hint, _ = await user.next_replies(2)
+    assert "Użyj przycisków poniżej." in (hint.text or "")
+
+    await press(user, "🌐 Język")
+    changed, menu = await press(user, "العربية", count=2)
+    assert "تم تغيير اللغة." in (changed.text or "")
+    assert MENU_AR in (menu.text or "")
+    assert not emulator.errors, emulator.errors
+
+
+async def test_command_menu_is_set_in_every_shipped_language(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    private = {"type": "all_private_chats"}
+    expected = {
+        "": {
+            "start": "Start again",
+            "menu": "Show the menu",
+            "exit": "Quick exit: delete this chat",
+        },
+        "pl": {
+            "start": "Zacznij od nowa",
+            "menu": "Pokaż menu",
+            "exit": "Szybkie wyjście: usuń czat",
+        },
+        "ar": {
+            "start": "البدء من جديد",
+            "menu": "عرض القائمة",
+            "exit": "خروج سريع: حذف هذه المحادثة",
+        },
+    }
+    for language, descriptions in expected.items():
+        commands = emulator.get_commands(private, language)
+        names = [c["command"] for c in commands]
+        assert names == ["start", "menu", "language", "status", "forget", "exit"], (
+            language,
+            commands,
+        )
+        by_name = {c["command"]: c["description"] for c in commands}
+        for name, description in descriptions.items():
+            assert by_name[name] == description, (language, name, by_name[name])
+    # English is the default set, not a second copy of it.
+    assert emulator.get_commands(private, "en") == []
+    assert ("all_private_chats", "") in emulator.commands
+    assert not emulator.errors, emulator.errors
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+async def test_sensitive_screens_are_protected_and_sent_as_html(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    user = emulator.user(2020, language_code="en")
+    welcome = await start(user)
+    (menu,) = await press(user, "Continue")
+    (safe,) = await press(user, "Is it safe to report to the police?")
+    assert "Eastshire Police" in (safe.text or "")
+    (menu_again,) = await press(user, "☰ Menu")
+    screens = [welcome, menu, safe, menu_again]
+    for label in ["Talk to a support worker", "Yes, go on", "Email"]:
+        screens += await press(user, label)
+    screens += await text(user, EMAIL)
+    for label in [
+        "Any time",
+        "Skip",
+        "English",
+        "Skip",
+        "Skip",
+        "Skip",
+        "Skip",
+        "Skip",
+        "No preference",
+    ]:
+        screens += await press(user, label)
+    # Dynamic text with HTML's special characters must be escaped, or Telegram refuses it.
+    message = 'Call <after> 6 & ask for "Ann" </b>'
+    (summary,) = await text(user, message)
+    screens.append(summary)
+    assert "Check your answers" in (summary.text or "")
+    assert message in (summary.text or "")
+    assert EMAIL in (summary.text or "")
+    assert any(e["type"] == "bold" for e in summary.entities)
+    (done,) = await press(user, "✅ Send")
+    screens.append(done)
+    assert "Your request was sent" in (done.text or "")
+    assert any(e["type"] == "code" for e in done.entities)
+
+    for screen in screens:
+        assert screen.protect_content, screen.text
+        assert screen.parse_mode == "HTML", screen.text
+    sends = emulator.calls_to("sendMessage")
+    assert sends and all(call.get("parse_mode") == "HTML" for call in sends)
+    assert all(call.get("protect_content") is True for call in sends)
+    assert not emulator.errors, emulator.errors
+
+
+# --------------------------------------------------------------------------- quick exit
+
+
+def all_ids(user: EmulatedUser) -> set[int]:
+    return {m.message_id for m in user.chat.messages}
+
+
+async def test_quick_exit_deletes_everything_and_then_starts_again(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    user = emulator.user(2030, language_code="en")
+    await to_menu(user)
+    await press(user, "Talk to a support worker")
+    await press(user, "Yes, go on")
+    await press(user, "Phone call")
+    await text(user, "not a number")  # a typed answer the bot refuses
+    await user.send_sticker()
+    await user.next_replies(2)
+    await text(user, PHONE)
+    earlier = all_ids(user)
+    assert len(earlier) >= 10
+    assert any(not m.from_bot for m in user.chat.messages if m.kind == "text")
+
+    (neutral,) = await press(user, "🚪 Quick exit")
+    assert NEUTRAL in (neutral.text or "")
+    assert user.chat.deleted_ids >= earlier, earlier - user.chat.deleted_ids
+    visible = user.chat.visible()
+    assert [m.message_id for m in visible] == [neutral.message_id]
+    assert neutral.reply_markup is None and not neutral.buttons()
+    assert not neutral.protect_content
+
+    # Typing after the exit: the welcome again.
+    (welcome,) = await text(user, "hi")
+    assert WELCOME_EN in (welcome.text or "")
+
+    # /exit does the same, and deletes the /exit message itself too.
+    await press(user, "Continue")
+    await text(user, "some words")
+    earlier = all_ids(user) - user.chat.deleted_ids
+    exit_id = await user.send_command("/exit")
+    (neutral,) = await user.next_replies(1)
+    assert NEUTRAL in (neutral.text or "")
+    assert user.chat.deleted_ids >= earlier | {exit_id}
+    assert [m.message_id for m in user.chat.visible()] == [neutral.message_id]
+    assert not neutral.buttons()
+    assert not emulator.errors, emulator.errors
+
+
+# --------------------------------------------------------------------------- odd input
+
+
+async def test_odd_input_gets_calm_replies_and_the_conversation_stays_usable(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    user = emulator.user(2040, language_code="en")
+    queries: list[str] = []
+    await to_menu(user)
+
+    async def expect(first_contains: str, count: int = 2) -> list[ChatMessage]:
+        replies = await user.next_replies(count)
+        assert len(replies) == count, [r.text for r in replies]
+        assert first_contains in (replies[0].text or ""), replies[0].text
+        return replies
+
+    for send in (
+        user.send_photo,
+        user.send_voice,
+        user.send_sticker,
+        user.send_location,
+        user.send_document,
+        user.send_contact,
+    ):
+        await send()
+        _, screen = await expect(NOT_TEXT)
+        assert MENU_EN in (screen.text or "")
+    await user.send_photo(caption="a caption is not text either")
+    await expect(NOT_TEXT)
+
+    typed = await user.send_text("hello")
+    await expect(BUTTONS_ONLY)
+    await user.send_text("x" * 10_000)  # on an information screen: buttons only
+    await expect(BUTTONS_ONLY)
+    await user.edit_message(typed, "hello again")
+    _, screen = await expect(EDITED)
+    assert MENU_EN in (screen.text or "")
+    await user.send_command("/foo")
+    await expect(BUTTONS_ONLY)
+
+    # Into the form, then a press on an earlier question's message.
+    (consent,) = await press(user, "Talk to a support worker")
+    await press(user, "Yes, go on")
+    queries.append(await user.press("Yes, go on", message_id=consent.message_id))
+    _, screen = await expect(STALE)
+    assert "How is it safe to contact you?" in (screen.text or "")
+    for forged in ["a:zz:x", "g:nope", "é" * 32, "\x00" * 64, "a:" + "9" * 62]:
+        assert len(forged.encode()) <= 64
+        queries.append(await user.press_data(screen.message_id, forged))
+        _, screen = await expect(STALE)
+        assert "How is it safe to contact you?" in (screen.text or "")
+
+    # The conversation is still usable: menu, then into the contact form.
+    queries.append(await user.press("☰ Menu"))
+    (menu,) = await user.next_replies(1)
+    assert MENU_EN in (menu.text or "")
+    for label in ["Talk to a support worker", "Yes, go on", "Email"]:
+        queries.append(await user.press(label))
+        await user.next_replies(1)
+    await text(user, EMAIL)
+    queries.append(await user.press("Any time"))
+    await user.next_replies(1)
+    # A text question refuses a long text with its limit.
+    await user.send_text("y" * 10_000)
+    _, screen = await expect(TOO_LONG)
+    assert "code word" in (screen.text or "")
+    (language,) = await text(user, "Bluebird")
+    assert "Which language do you want to speak?" in (language.text or "")
+
+    assert set(queries) <= set(emulator.answered_callbacks), set(queries) - set(
+        emulator.answered_callbacks
+    )
+    assert not emulator.errors, emulator.errors
+
+
+# --------------------------------------------------------------------------- flood control
+
+
+async def test_a_429_is_waited_out_and_no_reply_is_dropped(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    user = emulator.user(2050, language_code="en")
+    await start(user)
+    loop = asyncio.get_running_loop()
+
+    emulator.fail_next("sendMessage", retry_after=1)
+    began = loop.time()
+    await user.press("Continue")
+    (menu,) = await user.next_replies(1, timeout=10)
+    assert loop.time() - began >= 1.0
+    assert MENU_EN in (menu.text or "")
+    assert emulator.rate_limited_count == 1
+
+    emulator.fail_next("sendMessage", retry_after=1, times=2)
+    began = loop.time()
+    await user.press("Talk to a support worker")
+    (consent,) = await user.next_replies(1, timeout=10)
+    assert loop.time() - began >= 2.0
+    assert "Do you want to go on?" in (consent.text or "")
+    assert emulator.rate_limited_count == 3
+    # Each reply was sent exactly once: nothing dropped, nothing doubled.
+    texts = [m.text for m in user.chat.messages if m.from_bot]
+    assert len(texts) == 3
+    refused = [e for e in emulator.errors if e[1] != 429]
+    assert not refused, refused
+
+
+# --------------------------------------------------------------------------- ordering
+
+
+async def test_quick_texts_of_one_person_are_handled_in_order(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    user = emulator.user(2060, language_code="en")
+    await to_codeword(user)
+    for n in range(5):
+        await user.send_text(f"word{n}")
+    replies = await user.next_replies(9)
+    assert len(replies) == 9, [r.text for r in replies]
+    # The first text answers the code word; the other four meet the language question.
+    assert "Which language do you want to speak?" in (replies[0].text or "")
+    for hint, screen in zip(replies[1::2], replies[2::2], strict=True):
+        assert BUTTONS_ONLY in (hint.text or "")
+        assert "Which language do you want to speak?" in (screen.text or "")
+    assert [r.message_id for r in replies] == sorted(r.message_id for r in replies)
+
+    # The state is consistent: the newest screen's buttons are current, and the code word
+    # is the first text.
+    await press(user, "English")
+    for label in ["Skip", "Skip", "Skip", "Skip", "Skip", "No preference"]:
+        await press(user, label)
+    (summary,) = await press(user, "Skip")
+    assert "Check your answers" in (summary.text or "")
+    assert "word0" in (summary.text or "")
+    assert "word1" not in (summary.text or "")
+    assert not emulator.errors, emulator.errors
+
+
+async def test_two_people_interleaved_keep_their_own_state(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    ann = emulator.user(2070, language_code="en")
+    bob = emulator.user(2071, language_code="pl")
+    await ann.send_command("/start")
+    await bob.send_command("/start")
+    (a,) = await ann.next_replies(1)
+    (b,) = await bob.next_replies(1)
+    assert WELCOME_EN in (a.text or "") and WELCOME_PL in (b.text or "")
+
+    steps_ann = ["Continue", "Talk to a support worker", "Yes, go on", "Phone call"]
+    steps_bob = ["Dalej", "Porozmawiaj z osobą wspierającą"]
+    for label_a, label_b in zip(steps_ann, [*steps_bob, None, None], strict=True):
+        await ann.press(label_a)
+        if label_b is not None:
+            await bob.press(label_b)
+        await ann.next_replies(1)
+        if label_b is not None:
+            await bob.next_replies(1)
+    # Ann is at the phone question, Bob at the consent question (in Polish).
+    await ann.send_text(PHONE)
+    await bob.send_text("07911 654321")  # on a choice question: buttons only
+    (a,) = await ann.next_replies(1)
+    hint, b = await bob.next_replies(2)
+    assert "When is it safe to contact you?" in (a.text or "")
+    assert "Użyj przycisków poniżej." in (hint.text or "")
+    assert "Porozmawiaj z osobą wspierającą" in (b.text or "")
+    # Ann's buttons do not work on Bob's state and vice versa (each chat has its own).
+    assert all("W jakim" not in (m.text or "") for m in ann.chat.messages)
+    assert all("When is it safe" not in (m.text or "") for m in bob.chat.messages)
+    assert not emulator.errors, emulator.errors
