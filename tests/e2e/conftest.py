@@ -273,8 +273,14 @@ async def run_cli(data_dir: Path, *args: str, **extra_env: str) -> CliResult:
     emulator and an in-process bot keep running meanwhile)."""
     env = {**os.environ, "SAFEBOT_DATA_DIR": str(data_dir), **extra_env}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", *args, env=env, cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot.cli",
+        *args,
+        env=env,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None

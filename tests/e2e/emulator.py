@@ -81,9 +81,17 @@ _INT_RE = re.compile(r"-?\d+")
 _BOT_COMMAND_RE = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![\w/])")
 _CHAT_ACTIONS = frozenset(
     {
-        "typing", "upload_photo", "record_video", "upload_video", "record_voice",
-        "upload_voice", "upload_document", "choose_sticker", "find_location",
-        "record_video_note", "upload_video_note",
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
     }
 )
 _NOT_DEFAULT_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
@@ -92,20 +100,41 @@ _PASSIVE_METHODS = frozenset({"getUpdates", "getMe", "getWebhookInfo"})
 
 _INT_FIELDS = frozenset(
     {
-        "chat_id", "message_id", "offset", "limit", "timeout", "max_connections",
-        "reply_to_message_id", "message_thread_id", "cache_time", "user_id",
+        "chat_id",
+        "message_id",
+        "offset",
+        "limit",
+        "timeout",
+        "max_connections",
+        "reply_to_message_id",
+        "message_thread_id",
+        "cache_time",
+        "user_id",
     }
 )
 _BOOL_FIELDS = frozenset(
     {
-        "protect_content", "disable_notification", "disable_web_page_preview", "show_alert",
-        "drop_pending_updates", "allow_sending_without_reply", "allow_paid_broadcast",
+        "protect_content",
+        "disable_notification",
+        "disable_web_page_preview",
+        "show_alert",
+        "drop_pending_updates",
+        "allow_sending_without_reply",
+        "allow_paid_broadcast",
     }
 )
 _JSON_FIELDS = frozenset(
     {
-        "reply_markup", "commands", "scope", "link_preview_options", "reply_parameters",
-        "entities", "caption_entities", "allowed_updates", "message_ids", "menu_button",
+        "reply_markup",
+        "commands",
+        "scope",
+        "link_preview_options",
+        "reply_parameters",
+        "entities",
+        "caption_entities",
+        "allowed_updates",
+        "message_ids",
+        "menu_button",
     }
 )
 
@@ -162,10 +191,22 @@ def _byte_offset(src: str, index: int) -> int:
 
 
 _HTML_TAGS = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-    "ins": "underline", "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "span": "spoiler", "tg-spoiler": "spoiler", "a": "text_link", "code": "code", "pre": "pre",
-    "blockquote": "blockquote", "tg-emoji": "custom_emoji",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "span": "spoiler",
+    "tg-spoiler": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
 }
 _TAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 _ATTR_NAME_RE = re.compile(r"[A-Za-z0-9_-]+")
@@ -238,9 +279,7 @@ def parse_html(src: str) -> tuple[str, list[JSON]]:
         else:
             i = _html_open_tag(src, i, stack, out.pos)
     if stack:
-        raise EntityParseError(
-            f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"'
-        )
+        raise EntityParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1].name}"')
     entities.sort(key=lambda e: (e["offset"], -e["length"]))
     return out.text(), entities
 
@@ -305,9 +344,7 @@ def _html_open_tag(src: str, i: int, stack: list[_OpenTag], pos: int) -> int:
     return j
 
 
-def _html_close_tag(
-    src: str, i: int, stack: list[_OpenTag], pos: int, entities: list[JSON]
-) -> int:
+def _html_close_tag(src: str, i: int, stack: list[_OpenTag], pos: int, entities: list[JSON]) -> int:
     offset = _byte_offset(src, i)
     end = src.find(">", i)
     if end == -1:
@@ -347,8 +384,11 @@ def _html_close_tag(
 
 _MDV2_RESERVED = frozenset("_*[]()~`>#+-=|{}.!")
 _MDV2_TYPES = {
-    "*": ("bold", "Bold"), "_": ("italic", "Italic"), "__": ("underline", "Underline"),
-    "~": ("strikethrough", "Strikethrough"), "||": ("spoiler", "Spoiler"),
+    "*": ("bold", "Bold"),
+    "_": ("italic", "Italic"),
+    "__": ("underline", "Underline"),
+    "~": ("strikethrough", "Strikethrough"),
+    "||": ("spoiler", "Spoiler"),
     "[": ("text_link", "TextUrl"),
 }
 
@@ -380,8 +420,9 @@ def parse_markdown_v2(src: str) -> tuple[str, list[JSON]]:
         char = src[i]
         line_start = i == 0 or src[i - 1] == "\n"
         if line_start and quote_start is not None and char != ">":
-            entities.append({"type": "blockquote", "offset": quote_start,
-                             "length": out.pos - 1 - quote_start})
+            entities.append(
+                {"type": "blockquote", "offset": quote_start, "length": out.pos - 1 - quote_start}
+            )
             quote_start = None
         if line_start and char == ">":
             if quote_start is None:
@@ -425,15 +466,26 @@ def parse_markdown_v2(src: str) -> tuple[str, list[JSON]]:
                 )
             url, i = _mdv2_until(src, i + 2, ")", "a URL", i)
             if out.pos > link_start:
-                entities.append({"type": "text_link", "offset": link_start,
-                                 "length": out.pos - link_start, "url": url})
+                entities.append(
+                    {
+                        "type": "text_link",
+                        "offset": link_start,
+                        "length": out.pos - link_start,
+                        "url": url,
+                    }
+                )
         elif char in "*~_[" or src.startswith("||", i):
             delimiter = "__" if src.startswith("__", i) else "||" if char == "|" else char
             if delimiter != "[" and stack and stack[-1][0] == delimiter:
                 _, entity_start, _ = stack.pop()
                 if out.pos > entity_start:
-                    entities.append({"type": _MDV2_TYPES[delimiter][0], "offset": entity_start,
-                                     "length": out.pos - entity_start})
+                    entities.append(
+                        {
+                            "type": _MDV2_TYPES[delimiter][0],
+                            "offset": entity_start,
+                            "length": out.pos - entity_start,
+                        }
+                    )
             else:
                 stack.append((delimiter, start, i))
             i += len(delimiter)
@@ -442,8 +494,9 @@ def parse_markdown_v2(src: str) -> tuple[str, list[JSON]]:
                 f"Character '{char}' is reserved and must be escaped with the preceding '\\'"
             )
     if quote_start is not None:
-        entities.append({"type": "blockquote", "offset": quote_start,
-                         "length": out.pos - quote_start})
+        entities.append(
+            {"type": "blockquote", "offset": quote_start, "length": out.pos - quote_start}
+        )
     if stack:
         delimiter, _, source = stack[-1]
         raise EntityParseError(
@@ -491,8 +544,12 @@ def parse_markdown(src: str) -> tuple[str, list[JSON]]:
             if url_end == -1:
                 raise error
             out.add(src[i + 1 : close])
-            entity = {"type": "text_link", "offset": start, "length": out.pos - start,
-                      "url": src[close + 2 : url_end]}
+            entity = {
+                "type": "text_link",
+                "offset": start,
+                "length": out.pos - start,
+                "url": src[close + 2 : url_end],
+            }
             i = url_end + 1
         else:
             end = src.find(char, i + 1)
@@ -507,7 +564,9 @@ def parse_markdown(src: str) -> tuple[str, list[JSON]]:
 
 
 _PARSERS: dict[str, Callable[[str], tuple[str, list[JSON]]]] = {
-    "html": parse_html, "markdownv2": parse_markdown_v2, "markdown": parse_markdown,
+    "html": parse_html,
+    "markdownv2": parse_markdown_v2,
+    "markdown": parse_markdown,
 }
 
 
@@ -558,9 +617,16 @@ def _trim(text: str, entities: list[JSON]) -> tuple[str, list[JSON]]:
 # --------------------------------------------------------------------------- keyboards
 
 _BUTTON_ACTIONS = (
-    "callback_data", "url", "login_url", "switch_inline_query",
-    "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
-    "callback_game", "pay", "web_app",
+    "callback_data",
+    "url",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
+    "web_app",
 )
 
 
@@ -620,19 +686,22 @@ def _validate_inline_keyboard(markup: JSON) -> JSON | None:
             )
         for button in row:
             if not isinstance(button, dict):
-                raise _bad("can't parse inline keyboard button: InlineKeyboardButton must be an "
-                           "Object")
+                raise _bad(
+                    "can't parse inline keyboard button: InlineKeyboardButton must be an Object"
+                )
             text = button.get("text")
             if not isinstance(text, str):
-                raise _bad('can\'t parse inline keyboard button: Can\'t find field "text"')
+                raise _bad("can't parse inline keyboard button: Can't find field \"text\"")
             if not text.strip():
                 raise _bad("BUTTON_TEXT_INVALID")
             actions = [key for key in _BUTTON_ACTIONS if button.get(key) is not None]
             if not actions:
                 raise _bad("text buttons are unallowed in the inline keyboard")
             if len(actions) > 1:
-                raise _bad("can't parse inline keyboard button: exactly one of the optional "
-                           f"fields must be used, got {actions}")
+                raise _bad(
+                    "can't parse inline keyboard button: exactly one of the optional "
+                    f"fields must be used, got {actions}"
+                )
             if "callback_data" in actions:
                 data = button["callback_data"]
                 try:
@@ -814,8 +883,11 @@ class EmulatedUser:
         """Send a text message; ``/commands`` get ``bot_command`` entities as on Telegram."""
         if entities is None:
             entities = [
-                {"type": "bot_command", "offset": utf16_len(text[: m.start()]),
-                 "length": utf16_len(m.group())}
+                {
+                    "type": "bot_command",
+                    "offset": utf16_len(text[: m.start()]),
+                    "length": utf16_len(m.group()),
+                }
                 for m in _BOT_COMMAND_RE.finditer(text)
             ]
         fields: JSON = {"text": text}
@@ -835,8 +907,15 @@ class EmulatedUser:
         return await self._send("photo", _with_caption({"photo": photo}, caption), caption)
 
     async def send_sticker(self, emoji: str = "👍") -> int:
-        sticker = self.emu.file("CAAC", type="regular", width=512, height=512,
-                                is_animated=False, is_video=False, emoji=emoji)
+        sticker = self.emu.file(
+            "CAAC",
+            type="regular",
+            width=512,
+            height=512,
+            is_animated=False,
+            is_video=False,
+            emoji=emoji,
+        )
         return await self._send("sticker", {"sticker": sticker}, None)
 
     async def send_voice(self, duration: int = 3) -> int:
@@ -853,10 +932,8 @@ class EmulatedUser:
         mime_type: str = "application/pdf",
         caption: str | None = None,
     ) -> int:
-        document = self.emu.file("BQAC", file_name=file_name, mime_type=mime_type,
-                                 file_size=42_000)
-        return await self._send("document", _with_caption({"document": document}, caption),
-                                caption)
+        document = self.emu.file("BQAC", file_name=file_name, mime_type=mime_type, file_size=42_000)
+        return await self._send("document", _with_caption({"document": document}, caption), caption)
 
     async def send_contact(self, phone_number: str = "+447700900123", *, own: bool = True) -> int:
         contact: JSON = {"phone_number": phone_number, "first_name": self.first_name}
@@ -902,8 +979,13 @@ class EmulatedUser:
         if message is None or message.deleted or not message.from_bot:
             raise LookupError(f"no visible bot message {message_id} in chat {self.id}")
         query_id = self.emu._new_callback_query(self.id)
-        query = {"id": query_id, "from": self.as_dict(), "message": message.payload,
-                 "chat_instance": str(self.emu.bot_id * 1_000_003 + self.id), "data": data}
+        query = {
+            "id": query_id,
+            "from": self.as_dict(),
+            "message": message.payload,
+            "chat_instance": str(self.emu.bot_id * 1_000_003 + self.id),
+            "data": data,
+        }
         self._cursor = self.emu._seq
         self.emu._enqueue("callback_query", query, self.id)
         await asyncio.sleep(0)
@@ -915,11 +997,25 @@ class EmulatedUser:
         chat.started = True
         chat.blocked = False
         message_id = chat.next_message_id()
-        payload: JSON = {"message_id": message_id, "from": self.as_dict(),
-                         "chat": chat.as_dict(), "date": int(emu.now()), **fields}
-        chat.add(ChatMessage(message_id=message_id, chat_id=chat.id, from_bot=False,
-                             date=payload["date"], kind=kind, text=text,
-                             entities=list(fields.get("entities", [])), payload=payload))
+        payload: JSON = {
+            "message_id": message_id,
+            "from": self.as_dict(),
+            "chat": chat.as_dict(),
+            "date": int(emu.now()),
+            **fields,
+        }
+        chat.add(
+            ChatMessage(
+                message_id=message_id,
+                chat_id=chat.id,
+                from_bot=False,
+                date=payload["date"],
+                kind=kind,
+                text=text,
+                entities=list(fields.get("entities", [])),
+                payload=payload,
+            )
+        )
         self._cursor = emu._seq
         emu._enqueue("message", payload, chat.id)
         await asyncio.sleep(0)
@@ -928,7 +1024,7 @@ class EmulatedUser:
     # -- waiting for the bot ------------------------------------------------------------
 
     async def next_replies(
-        self, count: int = 1, *, timeout: float = 5.0, quiet: float = 0.15  # noqa: ASYNC109
+        self, count: int = 1, *, timeout: float = 5.0, quiet: float = 0.15
     ) -> list[ChatMessage]:
         """Wait until at least ``count`` bot messages arrived in this chat since the user's
         last action or wait, and the bot has gone quiet (every update handed over, no API
@@ -952,20 +1048,16 @@ class EmulatedUser:
         self._cursor = self.emu._seq
         return new
 
-    async def wait_for_bot_messages(
-        self, count: int, timeout: float = 5.0  # noqa: ASYNC109
-    ) -> list[ChatMessage]:
+    async def wait_for_bot_messages(self, count: int, timeout: float = 5.0) -> list[ChatMessage]:
         return await self.next_replies(count, timeout=timeout)
 
-    async def settle(
-        self, *, timeout: float = 5.0, quiet: float = 0.15  # noqa: ASYNC109
-    ) -> list[ChatMessage]:
+    async def settle(self, *, timeout: float = 5.0, quiet: float = 0.15) -> list[ChatMessage]:
         """Wait until the bot is quiet; return whatever new bot messages arrived (maybe none)."""
         return await self.next_replies(0, timeout=timeout, quiet=quiet)
 
     @contextlib.asynccontextmanager
     async def expect_replies(
-        self, count: int = 1, *, timeout: float = 5.0  # noqa: ASYNC109
+        self, count: int = 1, *, timeout: float = 5.0
     ) -> AsyncIterator[list[ChatMessage]]:
         """``async with user.expect_replies(2) as replies: await user.send_text("hi")``."""
         replies: list[ChatMessage] = []
@@ -1088,26 +1180,36 @@ class BotApiEmulator:
         self._session: ClientSession | None = None
         self._webhook_task: asyncio.Task[None] | None = None
         methods: list[tuple[str, Handler]] = [
-            ("getMe", self._get_me), ("getUpdates", self._get_updates),
-            ("setWebhook", self._set_webhook), ("deleteWebhook", self._delete_webhook),
-            ("getWebhookInfo", self._get_webhook_info), ("sendMessage", self._send_message),
+            ("getMe", self._get_me),
+            ("getUpdates", self._get_updates),
+            ("setWebhook", self._set_webhook),
+            ("deleteWebhook", self._delete_webhook),
+            ("getWebhookInfo", self._get_webhook_info),
+            ("sendMessage", self._send_message),
             ("editMessageText", self._edit_message_text),
             ("editMessageReplyMarkup", self._edit_message_reply_markup),
-            ("deleteMessage", self._delete_message), ("deleteMessages", self._delete_messages),
+            ("deleteMessage", self._delete_message),
+            ("deleteMessages", self._delete_messages),
             ("answerCallbackQuery", self._answer_callback_query),
-            ("setMyCommands", self._set_my_commands), ("getMyCommands", self._get_my_commands),
+            ("setMyCommands", self._set_my_commands),
+            ("getMyCommands", self._get_my_commands),
             ("deleteMyCommands", self._delete_my_commands),
             ("setMyDescription", self._text_setting("description", 512, self.descriptions)),
             ("getMyDescription", self._text_getter("description", self.descriptions)),
-            ("setMyShortDescription",
-             self._text_setting("short_description", 120, self.short_descriptions)),
-            ("getMyShortDescription",
-             self._text_getter("short_description", self.short_descriptions)),
+            (
+                "setMyShortDescription",
+                self._text_setting("short_description", 120, self.short_descriptions),
+            ),
+            (
+                "getMyShortDescription",
+                self._text_getter("short_description", self.short_descriptions),
+            ),
             ("setMyName", self._text_setting("name", 64, self.names)),
             ("getMyName", self._text_getter("name", self.names)),
             ("setChatMenuButton", self._set_chat_menu_button),
             ("getChatMenuButton", self._get_chat_menu_button),
-            ("getChat", self._get_chat), ("sendChatAction", self._send_chat_action),
+            ("getChat", self._get_chat),
+            ("sendChatAction", self._send_chat_action),
         ]
         self._methods = {name.lower(): (name, handler) for name, handler in methods}
 
@@ -1205,8 +1307,11 @@ class BotApiEmulator:
 
     def file(self, prefix: str, **fields: Any) -> JSON:
         number = next(self._file_ids)
-        return {"file_id": f"{prefix}{number:08d}emu", "file_unique_id": f"AQAD{number:06d}",
-                **fields}
+        return {
+            "file_id": f"{prefix}{number:08d}emu",
+            "file_unique_id": f"AQAD{number:06d}",
+            **fields,
+        }
 
     def calls_to(self, method: str) -> list[JSON]:
         return [params for name, params in self.calls if name.lower() == method.lower()]
@@ -1214,9 +1319,7 @@ class BotApiEmulator:
     def get_commands(self, scope: JSON | None = None, language_code: str = "") -> list[JSON]:
         return self.commands.get((_scope_key(scope), language_code), [])
 
-    async def wait_idle(
-        self, *, timeout: float = 5.0, quiet: float = 0.15  # noqa: ASYNC109
-    ) -> None:
+    async def wait_idle(self, *, timeout: float = 5.0, quiet: float = 0.15) -> None:
         """Wait until every update was handed to the bot and no API call came for ``quiet``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -1305,14 +1408,19 @@ class BotApiEmulator:
 
     def _too_many_requests(self, retry_after: int) -> ApiError:
         self.rate_limited_count += 1
-        return ApiError(429, f"Too Many Requests: retry after {retry_after}",
-                        {"retry_after": retry_after})
+        return ApiError(
+            429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
+        )
 
     # -- helpers for methods -------------------------------------------------------------
 
     def _bot_user(self) -> JSON:
-        return {"id": self.bot_id, "is_bot": True, "first_name": self.bot_first_name,
-                "username": self.bot_username}
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": self.bot_first_name,
+            "username": self.bot_username,
+        }
 
     def _target_chat(self, params: JSON) -> Chat:
         chat_id = params.get("chat_id")
@@ -1371,13 +1479,21 @@ class BotApiEmulator:
     # -- methods -------------------------------------------------------------------------
 
     async def _get_me(self, params: JSON) -> JSON:
-        return {**self._bot_user(), "can_join_groups": True,
-                "can_read_all_group_messages": False, "supports_inline_queries": False,
-                "can_connect_to_business": False, "has_main_web_app": False}
+        return {
+            **self._bot_user(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
 
     async def _get_updates(self, params: JSON) -> list[JSON]:
-        conflict = ApiError(409, "Conflict: can't use getUpdates method while webhook is "
-                                 "active; use deleteWebhook to delete the webhook first")
+        conflict = ApiError(
+            409,
+            "Conflict: can't use getUpdates method while webhook is "
+            "active; use deleteWebhook to delete the webhook first",
+        )
         if self.webhook_url is not None:
             raise conflict
         offset, limit, timeout = (params.get(k) for k in ("offset", "limit", "timeout"))
@@ -1406,8 +1522,11 @@ class BotApiEmulator:
             if batch or self._closing:
                 break
             if generation != self._poll_generation:
-                raise ApiError(409, "Conflict: terminated by other getUpdates request; make "
-                                    "sure that only one bot instance is running")
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make "
+                    "sure that only one bot instance is running",
+                )
             if self.webhook_url is not None:
                 raise conflict
             remaining = deadline - loop.time()
@@ -1462,8 +1581,11 @@ class BotApiEmulator:
         return True
 
     async def _get_webhook_info(self, params: JSON) -> JSON:
-        info: JSON = {"url": self.webhook_url or "", "has_custom_certificate": False,
-                      "pending_update_count": len(self._pending)}
+        info: JSON = {
+            "url": self.webhook_url or "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
         if self.webhook_url:
             info["max_connections"] = self.webhook_max_connections
             info["ip_address"] = "127.0.0.1"
@@ -1485,8 +1607,13 @@ class BotApiEmulator:
         reply_to = self._reply_target(chat, params)
         protect = params.get("protect_content") is True
         message_id = chat.next_message_id()
-        payload: JSON = {"message_id": message_id, "from": self._bot_user(),
-                         "chat": chat.as_dict(), "date": int(self.now()), "text": text}
+        payload: JSON = {
+            "message_id": message_id,
+            "from": self._bot_user(),
+            "chat": chat.as_dict(),
+            "date": int(self.now()),
+            "text": text,
+        }
         if entities:
             payload["entities"] = entities
         if markup is not None and "inline_keyboard" in markup:
@@ -1498,22 +1625,44 @@ class BotApiEmulator:
                 k: v for k, v in reply_to.payload.items() if k != "reply_to_message"
             }
         self._seq += 1
-        chat.add(ChatMessage(
-            message_id=message_id, chat_id=chat.id, from_bot=True, date=payload["date"],
-            text=text, source_text=str(params.get("text")), parse_mode=parse_mode,
-            entities=entities, reply_markup=markup, protect_content=protect,
-            reply_to=reply_to.message_id if reply_to else None, payload=payload, seq=self._seq,
-        ))
+        chat.add(
+            ChatMessage(
+                message_id=message_id,
+                chat_id=chat.id,
+                from_bot=True,
+                date=payload["date"],
+                text=text,
+                source_text=str(params.get("text")),
+                parse_mode=parse_mode,
+                entities=entities,
+                reply_markup=markup,
+                protect_content=protect,
+                reply_to=reply_to.message_id if reply_to else None,
+                payload=payload,
+                seq=self._seq,
+            )
+        )
         return payload
 
-    def _apply_edit(self, message: ChatMessage, text: str, entities: list[JSON],
-                    markup: JSON | None, params: JSON) -> JSON:
+    def _apply_edit(
+        self,
+        message: ChatMessage,
+        text: str,
+        entities: list[JSON],
+        markup: JSON | None,
+        params: JSON,
+    ) -> JSON:
         old_inline = message.reply_markup if message.payload.get("reply_markup") else None
         if text == message.text and entities == message.entities and markup == old_inline:
             raise _bad(NOT_MODIFIED)
-        message.edits.append({"text": message.text, "entities": message.entities,
-                              "reply_markup": message.reply_markup,
-                              "parse_mode": message.parse_mode})
+        message.edits.append(
+            {
+                "text": message.text,
+                "entities": message.entities,
+                "reply_markup": message.reply_markup,
+                "parse_mode": message.parse_mode,
+            }
+        )
         if text != message.text or "text" in params:
             message.text = text
             message.entities = entities
@@ -1538,8 +1687,9 @@ class BotApiEmulator:
             raise _bad("message can't be edited")
         if message.kind != "text":
             raise _bad("there is no text in the message to edit")
-        text, entities = format_text(params.get("text"), params.get("parse_mode"),
-                                     params.get("entities"))
+        text, entities = format_text(
+            params.get("text"), params.get("parse_mode"), params.get("entities")
+        )
         markup = validate_reply_markup(params.get("reply_markup"), inline_only=True)
         return self._apply_edit(message, text, entities, markup, params)
 
@@ -1552,8 +1702,11 @@ class BotApiEmulator:
         return self._apply_edit(message, message.text or "", message.entities, markup, {})
 
     def _deletable(self, message: ChatMessage | None) -> bool:
-        return (message is not None and not message.deleted
-                and self.now() - message.date <= DELETE_WINDOW_SECONDS)
+        return (
+            message is not None
+            and not message.deleted
+            and self.now() - message.date <= DELETE_WINDOW_SECONDS
+        )
 
     async def _delete_message(self, params: JSON) -> bool:
         chat = self._target_chat(params)
@@ -1581,8 +1734,11 @@ class BotApiEmulator:
     async def _answer_callback_query(self, params: JSON) -> bool:
         query_id = params.get("callback_query_id")
         query = self._callbacks.get(str(query_id)) if query_id is not None else None
-        expired = (query is not None and self.callback_answer_timeout is not None
-                   and self.now() - query.created > self.callback_answer_timeout)
+        expired = (
+            query is not None
+            and self.callback_answer_timeout is not None
+            and self.now() - query.created > self.callback_answer_timeout
+        )
         if query is None or query.answered or expired:
             raise _bad(QUERY_INVALID)
         text = params.get("text") or ""
@@ -1590,8 +1746,10 @@ class BotApiEmulator:
             raise _bad("MESSAGE_TOO_LONG")
         query.answered = True
         self.answered_callbacks[str(query_id)] = {
-            "text": text, "show_alert": params.get("show_alert") is True,
-            "url": params.get("url"), "cache_time": params.get("cache_time"),
+            "text": text,
+            "show_alert": params.get("show_alert") is True,
+            "url": params.get("url"),
+            "cache_time": params.get("cache_time"),
         }
         return True
 
@@ -1600,8 +1758,11 @@ class BotApiEmulator:
         if scope is not None and not isinstance(scope, dict):
             raise _bad("can't parse BotCommandScope JSON object")
         key = _scope_key(scope)
-        if scope is not None and scope.get("type") in ("chat", "chat_administrators",
-                                                       "chat_member"):
+        if scope is not None and scope.get("type") in (
+            "chat",
+            "chat_administrators",
+            "chat_member",
+        ):
             chat_id = scope.get("chat_id")
             chat = self._chats.get(chat_id) if isinstance(chat_id, int) else None
             if chat is None or not chat.started:
@@ -1666,11 +1827,14 @@ class BotApiEmulator:
         chat_id = self._target_chat(params).id if params.get("chat_id") is not None else None
         button = params.get("menu_button") or {"type": "default"}
         if not isinstance(button, dict) or button.get("type") not in (
-            "commands", "web_app", "default"
+            "commands",
+            "web_app",
+            "default",
         ):
             raise _bad("can't parse menu button JSON object")
         if button["type"] == "web_app" and not (
-            isinstance(button.get("text"), str) and button["text"]
+            isinstance(button.get("text"), str)
+            and button["text"]
             and isinstance(button.get("web_app"), dict)
             and _valid_url(button["web_app"].get("url"), ("https",))
         ):
@@ -1680,15 +1844,26 @@ class BotApiEmulator:
 
     async def _get_chat_menu_button(self, params: JSON) -> JSON:
         chat_id = self._target_chat(params).id if params.get("chat_id") is not None else None
-        return self.menu_buttons.get(chat_id) or self.menu_buttons.get(None) or {
-            "type": "default"}
+        return self.menu_buttons.get(chat_id) or self.menu_buttons.get(None) or {"type": "default"}
 
     async def _get_chat(self, params: JSON) -> JSON:
         chat = self._target_chat(params)
-        gifts = dict.fromkeys(("unlimited_gifts", "limited_gifts", "unique_gifts",
-                               "premium_subscription", "gifts_from_channels"), False)
-        return {**chat.as_dict(), "accent_color_id": 0, "max_reaction_count": 11,
-                "accepted_gift_types": gifts}
+        gifts = dict.fromkeys(
+            (
+                "unlimited_gifts",
+                "limited_gifts",
+                "unique_gifts",
+                "premium_subscription",
+                "gifts_from_channels",
+            ),
+            False,
+        )
+        return {
+            **chat.as_dict(),
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": gifts,
+        }
 
     async def _send_chat_action(self, params: JSON) -> bool:
         chat = self._target_chat(params)
@@ -1747,7 +1922,9 @@ class BotApiEmulator:
         error: str | None = None
         try:
             async with self._session.post(
-                self.webhook_url, data=json.dumps(pending.update), headers=headers,
+                self.webhook_url,
+                data=json.dumps(pending.update),
+                headers=headers,
                 timeout=ClientTimeout(total=self.webhook_timeout),
             ) as response:
                 status = response.status
@@ -1774,8 +1951,9 @@ class BotApiEmulator:
                     self._pending.remove(pending)
                 self.dropped_updates.append(pending.update)
             else:
-                delay = min(self.webhook_retry_delay * pending.attempts,
-                            self.webhook_max_retry_delay)
+                delay = min(
+                    self.webhook_retry_delay * pending.attempts, self.webhook_max_retry_delay
+                )
                 pending.retry_at = asyncio.get_running_loop().time() + delay
         self._touch()
         self._notify()
@@ -1804,8 +1982,7 @@ async def _read_params(request: web.Request) -> JSON:
         form = await request.post()
         for key, value in form.items():
             if isinstance(value, web.FileField):
-                params[key] = {"uploaded_file": value.filename,
-                               "content_type": value.content_type}
+                params[key] = {"uploaded_file": value.filename, "content_type": value.content_type}
             else:
                 params[key] = value
     return params

@@ -19,6 +19,7 @@ STALE = "That button is from an earlier message. Here is where you are now."
 BUTTONS_ONLY = "Please use the buttons below."
 TOO_LONG = "That is too long. Please use no more than 40 characters."
 NEUTRAL = "Chat cleared."
+FORGOTTEN = "Done. Your answers and your place in this chat are deleted."
 WELCOME_EN = "Welcome"
 MENU_EN = "How can I help?"
 WELCOME_PL = "Witamy"
@@ -242,6 +243,53 @@ async def test_quick_exit_deletes_everything_and_then_starts_again(
     assert user.chat.deleted_ids >= earlier | {exit_id}
     assert [m.message_id for m in user.chat.visible()] == [neutral.message_id]
     assert not neutral.buttons()
+    assert not emulator.errors, emulator.errors
+
+
+async def test_quick_exit_deletes_a_long_chat_in_batches(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    """No cap on the ids kept (only Telegram's 48 hours): more than deleteMessages takes in
+    one call (100) are all deleted, in several calls."""
+    user = emulator.user(2032, language_code="en")
+    await to_menu(user)
+    for n in range(40):  # each: the text, "use the buttons" and the menu again
+        await user.send_text(f"hello {n}")
+        await user.next_replies(2, quiet=0.05)
+    earlier = all_ids(user)
+    assert len(earlier) > 120
+
+    (neutral,) = await press(user, "🚪 Quick exit")
+    assert NEUTRAL in (neutral.text or "")
+    assert user.chat.deleted_ids >= earlier, sorted(earlier - user.chat.deleted_ids)
+    assert [m.message_id for m in user.chat.visible()] == [neutral.message_id]
+    batches = [call["message_ids"] for call in emulator.calls_to("deleteMessages")]
+    assert all(isinstance(b, list) and 1 <= len(b) <= 100 for b in batches), batches
+    assert len(batches) >= 2 and {i for b in batches for i in b} >= earlier
+    assert not emulator.errors, emulator.errors
+
+
+async def test_forget_clears_the_chat_then_shows_the_menu(
+    emulator: BotApiEmulator, polling_bot: RunningServer
+) -> None:
+    user = emulator.user(2031, language_code="en")
+    await to_codeword(user)
+    await text(user, "heron")  # an answer the person would not want left on screen
+    forget_id = await user.send_command("/forget")
+    (screen,) = await user.next_replies(1)
+    assert "Delete what I told you?" in (screen.text or "")
+    earlier = all_ids(user) | {forget_id}
+
+    done, menu = await press(user, "Yes", count=2)
+    assert FORGOTTEN in (done.text or "")
+    assert MENU_EN in (menu.text or "")
+    assert user.chat.deleted_ids >= earlier, earlier - user.chat.deleted_ids
+    assert [m.message_id for m in user.chat.visible()] == [done.message_id, menu.message_id]
+
+    # The conversation is gone, but quick exit still clears what /forget left on screen.
+    (neutral,) = await press(user, "🚪 Quick exit")
+    assert NEUTRAL in (neutral.text or "")
+    assert [m.message_id for m in user.chat.visible()] == [neutral.message_id]
     assert not emulator.errors, emulator.errors
 
 

@@ -17,15 +17,29 @@ async def test_whole_conversation_to_a_stored_request(
     assert "Welcome" in welcome.text
     assert welcome.protect_content
     steps = [
-        "Continue", "Talk to a support worker", "Yes, go on", "Phone call",
+        "Continue",
+        "Talk to a support worker",
+        "Yes, go on",
+        "Phone call",
     ]
     for label in steps:
         await user.press(label)
         await user.next_replies(1)
     await user.send_text("07911 123456")
     await user.next_replies(1)
-    for label in ["Evenings", "No, do not leave a message", "End the call", "Skip", "English",
-                  "No", "Skip", "Skip", "Skip", "Skip", "No preference"]:
+    for label in [
+        "Evenings",
+        "No, do not leave a message",
+        "End the call",
+        "Skip",
+        "English",
+        "No",
+        "Skip",
+        "Skip",
+        "Skip",
+        "Skip",
+        "No preference",
+    ]:
         await user.press(label)
         await user.next_replies(1)
     await user.send_text("Please call after 6pm")

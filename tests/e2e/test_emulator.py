@@ -87,11 +87,13 @@ async def test_text_length_counted_in_utf16_units(
     emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser
 ) -> None:
     for form in (False, True):
-        status, body = await call(http, emu, "sendMessage", form=form, chat_id=user.id,
-                                  text="a" * 4096)
+        status, body = await call(
+            http, emu, "sendMessage", form=form, chat_id=user.id, text="a" * 4096
+        )
         assert status == 200 and body["ok"], body
-        status, body = await call(http, emu, "sendMessage", form=form, chat_id=user.id,
-                                  text="a" * 4097)
+        status, body = await call(
+            http, emu, "sendMessage", form=form, chat_id=user.id, text="a" * 4097
+        )
         assert (status, body["description"]) == (400, "Bad Request: message is too long")
     # An emoji outside the BMP is two UTF-16 code units.
     status, _ = await call(http, emu, "sendMessage", chat_id=user.id, text="😀" * 2048)
@@ -122,8 +124,9 @@ async def test_text_length_counted_in_utf16_units(
 async def test_html_refused(
     emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser, text: str, reason: str
 ) -> None:
-    status, body = await call(http, emu, "sendMessage", form=True, chat_id=user.id, text=text,
-                              parse_mode="HTML")
+    status, body = await call(
+        http, emu, "sendMessage", form=True, chat_id=user.id, text=text, parse_mode="HTML"
+    )
     assert status == 400
     assert body["description"].startswith("Bad Request: can't parse entities: "), body
     assert reason in body["description"]
@@ -132,28 +135,49 @@ async def test_html_refused(
 async def test_html_accepted_and_counted_after_parsing(
     emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser
 ) -> None:
-    source = ('<b>Bold <i>both <a href="https://example.org/?a=1&amp;b=2">link</a></i></b> '
-              "&lt;3 &amp; &quot;q&quot; &#128512; <tg-spoiler>s</tg-spoiler> "
-              '<pre><code class="language-python">x = 1</code></pre>')
-    status, body = await call(http, emu, "sendMessage", chat_id=user.id, text=source,
-                              parse_mode="html")
+    source = (
+        '<b>Bold <i>both <a href="https://example.org/?a=1&amp;b=2">link</a></i></b> '
+        "&lt;3 &amp; &quot;q&quot; &#128512; <tg-spoiler>s</tg-spoiler> "
+        '<pre><code class="language-python">x = 1</code></pre>'
+    )
+    status, body = await call(
+        http, emu, "sendMessage", chat_id=user.id, text=source, parse_mode="html"
+    )
     assert status == 200, body
     message = body["result"]
     assert message["text"] == 'Bold both link <3 & "q" 😀 s x = 1'
     types = [(e["type"], e["offset"], e["length"]) for e in message["entities"]]
-    assert types == [("bold", 0, 14), ("italic", 5, 9), ("text_link", 10, 4),
-                     ("spoiler", 27, 1), ("pre", 29, 5)]
+    assert types == [
+        ("bold", 0, 14),
+        ("italic", 5, 9),
+        ("text_link", 10, 4),
+        ("spoiler", 27, 1),
+        ("pre", 29, 5),
+    ]
     assert message["entities"][2]["url"] == "https://example.org/?a=1&b=2"
     assert message["entities"][4]["language"] == "python"
     # Tags do not count towards the limit, entities count as one character each.
-    status, _ = await call(http, emu, "sendMessage", chat_id=user.id,
-                           text="<b>" + "a" * 4095 + "</b>&amp;", parse_mode="HTML")
+    status, _ = await call(
+        http,
+        emu,
+        "sendMessage",
+        chat_id=user.id,
+        text="<b>" + "a" * 4095 + "</b>&amp;",
+        parse_mode="HTML",
+    )
     assert status == 200
-    status, body = await call(http, emu, "sendMessage", chat_id=user.id,
-                              text="<b>" + "a" * 4096 + "</b>&amp;", parse_mode="HTML")
+    status, body = await call(
+        http,
+        emu,
+        "sendMessage",
+        chat_id=user.id,
+        text="<b>" + "a" * 4096 + "</b>&amp;",
+        parse_mode="HTML",
+    )
     assert body["description"] == "Bad Request: message is too long"
-    status, body = await call(http, emu, "sendMessage", chat_id=user.id, text="<b> </b>",
-                              parse_mode="HTML")
+    status, body = await call(
+        http, emu, "sendMessage", chat_id=user.id, text="<b> </b>", parse_mode="HTML"
+    )
     assert body["description"] == "Bad Request: message text is empty"
     # The chat records both the source and what the user sees.
     shown = user.bot_messages()[0]
@@ -164,20 +188,28 @@ async def test_html_accepted_and_counted_after_parsing(
 async def test_parse_modes(
     emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser
 ) -> None:
-    status, body = await call(http, emu, "sendMessage", chat_id=user.id, text="x",
-                              parse_mode="BBCode")
+    status, body = await call(
+        http, emu, "sendMessage", chat_id=user.id, text="x", parse_mode="BBCode"
+    )
     assert (status, body["description"]) == (400, "Bad Request: unsupported parse_mode")
-    status, body = await call(http, emu, "sendMessage", chat_id=user.id, text="Done.",
-                              parse_mode="MarkdownV2")
+    status, body = await call(
+        http, emu, "sendMessage", chat_id=user.id, text="Done.", parse_mode="MarkdownV2"
+    )
     assert status == 400 and "Character '.' is reserved" in body["description"]
-    status, body = await call(http, emu, "sendMessage", chat_id=user.id,
-                              text="*Done*\\. _see_ [here](https://e.org/a\\)b)",
-                              parse_mode="MarkdownV2")
+    status, body = await call(
+        http,
+        emu,
+        "sendMessage",
+        chat_id=user.id,
+        text="*Done*\\. _see_ [here](https://e.org/a\\)b)",
+        parse_mode="MarkdownV2",
+    )
     assert status == 200, body
     assert body["result"]["text"] == "Done. see here"
     assert body["result"]["entities"][2]["url"] == "https://e.org/a)b"
-    status, body = await call(http, emu, "sendMessage", chat_id=user.id, text="*open",
-                              parse_mode="MarkdownV2")
+    status, body = await call(
+        http, emu, "sendMessage", chat_id=user.id, text="*open", parse_mode="MarkdownV2"
+    )
     assert "Can't find end of Bold entity" in body["description"]
 
 
@@ -195,8 +227,9 @@ async def test_callback_data_is_limited_in_bytes(
     emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser, data: str, ok: bool
 ) -> None:
     markup = keyboard({"text": "Go", "callback_data": data})
-    status, body = await call(http, emu, "sendMessage", form=True, chat_id=user.id, text="t",
-                              reply_markup=markup)
+    status, body = await call(
+        http, emu, "sendMessage", form=True, chat_id=user.id, text="t", reply_markup=markup
+    )
     if ok:
         assert status == 200 and body["result"]["reply_markup"] == markup
     else:
@@ -218,18 +251,22 @@ async def test_callback_data_is_limited_in_bytes(
 async def test_keyboard_structure(
     emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser, markup: Any, reason: str
 ) -> None:
-    status, body = await call(http, emu, "sendMessage", form=True, chat_id=user.id, text="t",
-                              reply_markup=markup)
+    status, body = await call(
+        http, emu, "sendMessage", form=True, chat_id=user.id, text="t", reply_markup=markup
+    )
     assert status == 400 and reason in body["description"], body
 
 
 async def test_reply_keyboards_are_accepted_but_not_echoed(
     emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser
 ) -> None:
-    for markup in ({"keyboard": [["Yes", {"text": "No"}]], "resize_keyboard": True},
-                   {"remove_keyboard": True}):
-        status, body = await call(http, emu, "sendMessage", chat_id=user.id, text="t",
-                                  reply_markup=markup)
+    for markup in (
+        {"keyboard": [["Yes", {"text": "No"}]], "resize_keyboard": True},
+        {"remove_keyboard": True},
+    ):
+        status, body = await call(
+            http, emu, "sendMessage", chat_id=user.id, text="t", reply_markup=markup
+        )
         assert status == 200 and "reply_markup" not in body["result"]
     assert user.bot_messages()[-1].reply_markup == {"remove_keyboard": True}
 
@@ -255,18 +292,26 @@ async def test_delete_messages(
         ids.append(body["result"]["message_id"])
     status, body = await call(http, emu, "deleteMessage", chat_id=user.id, message_id=999)
     assert (status, body["description"]) == (400, "Bad Request: message to delete not found")
-    status, _ = await call(http, emu, "deleteMessage", form=True, chat_id=user.id,
-                           message_id=ids[0])
+    status, _ = await call(
+        http, emu, "deleteMessage", form=True, chat_id=user.id, message_id=ids[0]
+    )
     assert status == 200 and ids[0] in user.chat.deleted_ids
     status, body = await call(http, emu, "deleteMessage", chat_id=user.id, message_id=ids[0])
     assert body["description"] == "Bad Request: message to delete not found"
     # deleteMessages skips what cannot be deleted; the user's own /start can be deleted.
-    status, body = await call(http, emu, "deleteMessages", form=True, chat_id=user.id,
-                              message_ids=[ids[0], ids[1], 999, 1])
+    status, body = await call(
+        http,
+        emu,
+        "deleteMessages",
+        form=True,
+        chat_id=user.id,
+        message_ids=[ids[0], ids[1], 999, 1],
+    )
     assert (status, body["result"]) == (200, True)
     assert [m.text for m in user.chat] == ["m2"]
-    status, body = await call(http, emu, "deleteMessages", chat_id=user.id,
-                              message_ids=list(range(1, 102)))
+    status, body = await call(
+        http, emu, "deleteMessages", chat_id=user.id, message_ids=list(range(1, 102))
+    )
     assert status == 400
     emu.advance_time(48 * 3600 + 1)
     status, body = await call(http, emu, "deleteMessage", chat_id=user.id, message_id=ids[2])
@@ -277,19 +322,34 @@ async def test_edit_message_text(
     emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser
 ) -> None:
     markup = keyboard({"text": "Next", "callback_data": "next"})
-    _, body = await call(http, emu, "sendMessage", chat_id=user.id, text="<b>A</b>",
-                         parse_mode="HTML", reply_markup=markup)
+    _, body = await call(
+        http,
+        emu,
+        "sendMessage",
+        chat_id=user.id,
+        text="<b>A</b>",
+        parse_mode="HTML",
+        reply_markup=markup,
+    )
     message_id = body["result"]["message_id"]
     edit = {"chat_id": user.id, "message_id": message_id}
-    status, body = await call(http, emu, "editMessageText", **edit, text="<b>A</b>",
-                              parse_mode="HTML", reply_markup=markup)
-    assert status == 400 and body["description"].startswith(
-        "Bad Request: message is not modified")
-    status, body = await call(http, emu, "editMessageText", chat_id=user.id, message_id=999,
-                              text="x")
+    status, body = await call(
+        http,
+        emu,
+        "editMessageText",
+        **edit,
+        text="<b>A</b>",
+        parse_mode="HTML",
+        reply_markup=markup,
+    )
+    assert status == 400 and body["description"].startswith("Bad Request: message is not modified")
+    status, body = await call(
+        http, emu, "editMessageText", chat_id=user.id, message_id=999, text="x"
+    )
     assert body["description"] == "Bad Request: message to edit not found"
-    status, body = await call(http, emu, "editMessageText", chat_id=user.id, message_id=1,
-                              text="x")  # the user's /start
+    status, body = await call(
+        http, emu, "editMessageText", chat_id=user.id, message_id=1, text="x"
+    )  # the user's /start
     assert body["description"] == "Bad Request: message can't be edited"
     # Editing the text without reply_markup removes the keyboard, as on Telegram.
     status, body = await call(http, emu, "editMessageText", form=True, **edit, text="B")
@@ -306,15 +366,23 @@ async def test_edit_message_text(
 async def test_callback_query_answered_once(
     emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser
 ) -> None:
-    await call(http, emu, "sendMessage", chat_id=user.id, text="Sure?",
-               reply_markup=keyboard({"text": "Yes", "callback_data": "confirm:yes"}))
+    await call(
+        http,
+        emu,
+        "sendMessage",
+        chat_id=user.id,
+        text="Sure?",
+        reply_markup=keyboard({"text": "Yes", "callback_data": "confirm:yes"}),
+    )
     query_id = await user.press("Yes")
     assert await user.press("confirm:yes") != query_id  # by data too; every press is new
-    status, body = await call(http, emu, "answerCallbackQuery", callback_query_id=query_id,
-                              text="x" * 201)
+    status, body = await call(
+        http, emu, "answerCallbackQuery", callback_query_id=query_id, text="x" * 201
+    )
     assert (status, body["description"]) == (400, "Bad Request: MESSAGE_TOO_LONG")
-    status, _ = await call(http, emu, "answerCallbackQuery", form=True,
-                           callback_query_id=query_id, text="Saved")
+    status, _ = await call(
+        http, emu, "answerCallbackQuery", form=True, callback_query_id=query_id, text="Saved"
+    )
     assert status == 200 and emu.answered_callbacks[query_id]["text"] == "Saved"
     for qid in (query_id, "12345"):
         status, body = await call(http, emu, "answerCallbackQuery", callback_query_id=qid)
@@ -325,15 +393,19 @@ async def test_callback_query_answered_once(
         await user.press("No")
 
 
-async def test_injected_429(emu: BotApiEmulator, http: aiohttp.ClientSession,
-                            user: EmulatedUser) -> None:
+async def test_injected_429(
+    emu: BotApiEmulator, http: aiohttp.ClientSession, user: EmulatedUser
+) -> None:
     emu.fail_next("sendMessage", retry_after=3, times=2)
     for _ in range(2):
         status, body = await call(http, emu, "sendMessage", chat_id=user.id, text="hi")
         assert status == 429
-        assert body == {"ok": False, "error_code": 429,
-                        "description": "Too Many Requests: retry after 3",
-                        "parameters": {"retry_after": 3}}
+        assert body == {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 3",
+            "parameters": {"retry_after": 3},
+        }
     status, _ = await call(http, emu, "sendMessage", chat_id=user.id, text="hi")
     assert status == 200 and emu.rate_limited_count == 2
 
@@ -425,8 +497,7 @@ async def test_bot_commands_and_profile_texts(
     emu: BotApiEmulator, http: aiohttp.ClientSession
 ) -> None:
     good = [{"command": "start", "description": "Start"}, {"command": "help_1", "description": "H"}]
-    status, _ = await call(http, emu, "setMyCommands", form=True, commands=good,
-                           language_code="pt")
+    status, _ = await call(http, emu, "setMyCommands", form=True, commands=good, language_code="pt")
     assert status == 200 and emu.get_commands(language_code="pt") == good
     _, body = await call(http, emu, "getMyCommands", language_code="pt")
     assert body["result"] == good
@@ -436,16 +507,17 @@ async def test_bot_commands_and_profile_texts(
         ({"commands": [{"command": "a" * 33, "description": "x"}]}, "BOT_COMMAND_INVALID"),
         ({"commands": [{"command": "a", "description": ""}]}, "DESCRIPTION_INVALID"),
         ({"commands": [{"command": "a", "description": "d" * 257}]}, "DESCRIPTION_INVALID"),
-        ({"commands": [{"command": f"c{n}", "description": "d"} for n in range(101)]},
-         "too many"),
+        ({"commands": [{"command": f"c{n}", "description": "d"} for n in range(101)]}, "too many"),
         ({"commands": good, "language_code": "pt-br"}, "language code"),
     ]
     for params, reason in bad_cases:
         status, body = await call(http, emu, "setMyCommands", **params)
         assert status == 400 and reason in body["description"], (params, body)
-    for method, field, limit in (("setMyDescription", "description", 512),
-                                 ("setMyShortDescription", "short_description", 120),
-                                 ("setMyName", "name", 64)):
+    for method, field, limit in (
+        ("setMyDescription", "description", 512),
+        ("setMyShortDescription", "short_description", 120),
+        ("setMyName", "name", 64),
+    ):
         for length, expected in ((limit, 200), (limit + 1, 400)):
             setting: JSONDict = {field: "x" * length}
             status, _ = await call(http, emu, method, **setting)
@@ -464,8 +536,14 @@ async def test_next_replies_waits_for_quiet(
         await asyncio.sleep(0.05)
         await call(http, emu, "sendChatAction", chat_id=chat_id, action="typing")
         await asyncio.sleep(0.05)
-        await call(http, emu, "sendMessage", chat_id=chat_id, text="two",
-                   reply_markup=keyboard({"text": "OK", "callback_data": "ok"}))
+        await call(
+            http,
+            emu,
+            "sendMessage",
+            chat_id=chat_id,
+            text="two",
+            reply_markup=keyboard({"text": "OK", "callback_data": "ok"}),
+        )
 
     bot = asyncio.create_task(slow_bot())
     async with person.expect_replies(1) as replies:
@@ -491,7 +569,10 @@ async def test_ptb_bot_parses_emulator_answers(emu: BotApiEmulator) -> None:
         assert update.effective_user is not None
         assert update.effective_user.language_code == "pt-br"
         sent = await bot.send_message(
-            person.id, "<b>Olá</b> &amp; bem-vinda", parse_mode="HTML", protect_content=True,
+            person.id,
+            "<b>Olá</b> &amp; bem-vinda",
+            parse_mode="HTML",
+            protect_content=True,
             reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Sim", callback_data="y")]]),
         )
         assert sent.text == "Olá & bem-vinda" and sent.entities[0].type == "bold"
@@ -508,8 +589,7 @@ async def test_ptb_bot_parses_emulator_answers(emu: BotApiEmulator) -> None:
         assert update.callback_query is not None and update.callback_query.id == query_id
         assert update.callback_query.message is not None
         assert await bot.answer_callback_query(query_id, text="ok")
-        edited = await bot.edit_message_text("Feito", chat_id=person.id,
-                                             message_id=sent.message_id)
+        edited = await bot.edit_message_text("Feito", chat_id=person.id, message_id=sent.message_id)
         assert not isinstance(edited, bool) and edited.edit_date is not None
         assert await bot.delete_message(person.id, sent.message_id)
     # PTB (httpx transport) posts form-urlencoded data; getMe has an empty body.
@@ -542,4 +622,11 @@ async def test_user_updates_parse_in_ptb(emu: BotApiEmulator) -> None:
     ids = [u.update_id for u in updates]
     assert ids == sorted(set(ids))  # monotonically increasing
     assert [m.kind for m in person.chat] == [
-        "text", "photo", "sticker", "voice", "location", "document", "contact"]
+        "text",
+        "photo",
+        "sticker",
+        "voice",
+        "location",
+        "document",
+        "contact",
+    ]

@@ -573,7 +573,9 @@ async def test_a_press_is_not_confirmed_before_its_turn_commits(
     press_update = emulator.updates[-1]["update_id"]
     await asyncio.wait_for(hold.entered.wait(), 10)
     await asyncio.sleep(1.0)  # long enough for a poll or two to go out
-    confirmed = [c for c in emulator.calls_to("getUpdates") if (c.get("offset") or 0) > press_update]
+    confirmed = [
+        c for c in emulator.calls_to("getUpdates") if (c.get("offset") or 0) > press_update
+    ]
     assert not confirmed, "the press was confirmed to Telegram before its turn committed"
     bot_process.kill()
     hold.release()

@@ -79,7 +79,6 @@ def conversation(
     expires_in: dt.timedelta = dt.timedelta(hours=6),
     draft: bytes | None = None,
     draft_expires_in: dt.timedelta | None = None,
-    message_ids: str = "",
 ) -> Conversation:
     return Conversation(
         chat_key=chat_key,
@@ -90,7 +89,6 @@ def conversation(
         flow_version=1,
         draft=draft,
         draft_expires_at=None if draft_expires_in is None else at + draft_expires_in,
-        message_ids=message_ids,
         updated_at=at,
         expires_at=at + expires_in,
     )

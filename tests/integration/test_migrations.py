@@ -24,11 +24,13 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from storage import queries
 from storage.db import create_engine, session_factory
 from storage.drafts import open_draft, seal_draft
 from storage.migrate import alembic_config, downgrade, upgrade
 from storage.models import (
     Base,
+    ChatMessage,
     ContactRequest,
     Conversation,
     Notice,
@@ -156,15 +158,30 @@ def _load_0001(conn: Connection, state: dict[str, Any]) -> None:
             flow_version=1,
             draft=seal_draft(draft_key, "c" * 64, {"answers": {"method": "sms"}}),
             draft_expires_at=at + dt.timedelta(hours=1),
-            message_ids="1,2,3",
             updated_at=at,
             expires_at=at + dt.timedelta(hours=6),
         ),
     )
+    conn.execute(
+        _reflect(conn, "chat_messages").insert(),
+        [
+            dict(chat_key="c" * 64, message_id=3, sent_at=at),
+            dict(chat_key="c" * 64, message_id=1, sent_at=at - dt.timedelta(hours=1)),
+            dict(chat_key="c" * 64, message_id=2**40, sent_at=at),
+            dict(chat_key="d" * 64, message_id=1, sent_at=at),  # no conversation row
+        ],
+    )
     conn.execute(_reflect(conn, "processed_updates").insert(), dict(update_id=2**40, seen_at=at))
     conn.execute(
         _reflect(conn, "notices").insert(),
-        dict(organisation="org-a", language="pl", urgent=True, created_at=at, sent_at=None),
+        dict(
+            organisation="org-a",
+            language="pl",
+            urgent=True,
+            created_at=at,
+            sent_at=None,
+            attempts=3,
+        ),
     )
 
 
@@ -189,18 +206,18 @@ async def _check_0001(session: AsyncSession, state: dict[str, Any]) -> None:
 
     conv = await session.get(Conversation, "c" * 64)
     assert conv is not None
-    assert (conv.step, conv.seq, conv.editing, conv.message_ids) == (
-        "contact.summary",
-        7,
-        True,
-        "1,2,3",
-    )
+    assert (conv.step, conv.seq, conv.editing) == ("contact.summary", 7, True)
     assert open_draft(state["draft_key"], "c" * 64, conv.draft) == {"answers": {"method": "sms"}}
+
+    assert await queries.chat_message_ids(session, "c" * 64, at) == [1, 3, 2**40]
+    assert await queries.chat_message_ids(session, "d" * 64, at) == [1]
+    sent = await session.get(ChatMessage, ("c" * 64, 1))
+    assert sent is not None and aware(sent.sent_at) == at - dt.timedelta(hours=1)
 
     update = await session.get(ProcessedUpdate, 2**40)
     assert update is not None and aware(update.seen_at) == at
     notice = (await session.scalars(select(Notice))).one()
-    assert notice.sent_at is None and notice.urgent is True
+    assert (notice.sent_at, notice.urgent, notice.attempts) == (None, True, 3)
 
 
 MIGRATION_DATA: dict[str, MigrationData] = {

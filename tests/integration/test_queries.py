@@ -13,7 +13,7 @@ from storage import queries
 from storage.db import transaction
 from storage.drafts import open_draft, seal_draft
 from storage.identity import keyed_hash
-from storage.models import Conversation, ProcessedUpdate
+from storage.models import ChatMessage, Conversation, ProcessedUpdate
 from tests.integration.support import (
     Database,
     aware,
@@ -107,7 +107,6 @@ async def test_save_and_load_conversation(db: Database) -> None:
         key, at, step="contact.times", draft=draft, draft_expires_in=dt.timedelta(hours=1)
     )
     row.editing = True
-    row.message_ids = "5,6"
     async with transaction(db.sessions) as s:
         await queries.save_conversation(s, row)
 
@@ -120,7 +119,6 @@ async def test_save_and_load_conversation(db: Database) -> None:
             3,
             True,
         )
-        assert queries.message_ids(loaded) == [5, 6]
         assert open_draft(DRAFT_KEY, key, loaded.draft) == {"answers": {"method": "sms"}}
         assert aware(loaded.expires_at) == at + dt.timedelta(hours=6)
         assert aware(loaded.updated_at) == at  # microseconds survive the round trip
@@ -184,31 +182,109 @@ async def test_expired_draft_is_cleared_on_load(db: Database) -> None:
         assert stored.draft is None and stored.draft_expires_at is None  # and it was written
 
 
-async def test_remember_messages_caps_and_keeps_order(db: Database) -> None:
-    key = chat(1)
-    limit = queries.MAX_TRACKED_MESSAGES
-    async with transaction(db.sessions) as s:
-        await queries.save_conversation(s, conversation(key, now()))
-    async with transaction(db.sessions) as s:
-        await queries.remember_messages(s, key, [10, 11, 12])
-    async with transaction(db.sessions) as s:
-        await queries.remember_messages(s, key, [13])
-        await queries.remember_messages(s, key, [])  # nothing to add: no change
-    async with db.sessions() as s:
-        assert queries.message_ids(await s.get(Conversation, key)) == [10, 11, 12, 13]
+# ---- chat messages (for quick exit) ----------------------------------------------------------
 
-    many = list(range(1000, 1000 + limit + 50))
-    async with transaction(db.sessions) as s:
-        await queries.remember_messages(s, key, many)
-    async with db.sessions() as s:
-        kept = queries.message_ids(await s.get(Conversation, key))
-    assert kept == many[-limit:]
-    assert len(kept) == limit
+WINDOW = queries.MESSAGE_DELETE_WINDOW
 
-    async with transaction(db.sessions) as s:  # no row: nothing happens, nothing is created
-        await queries.remember_messages(s, chat(2), [1])
+
+async def stored_messages(db: Database, chat_key: str) -> dict[int, dt.datetime]:
+    """Every chat_messages row of one chat, whatever its age: message id -> sent_at."""
     async with db.sessions() as s:
-        assert await s.get(Conversation, chat(2)) is None
+        rows = (await s.scalars(select(ChatMessage).where(ChatMessage.chat_key == chat_key))).all()
+    return {row.message_id: aware(row.sent_at) for row in rows}
+
+
+def test_the_delete_window_is_telegrams_48_hours() -> None:
+    assert dt.timedelta(hours=48) == WINDOW
+
+
+async def test_remember_messages_keeps_every_id_once_in_order(db: Database) -> None:
+    key, at = chat(1), now()
+    later = at + dt.timedelta(minutes=5)
+    async with transaction(db.sessions) as s:
+        await queries.remember_messages(s, key, [12, 10, 11], at)
+    async with transaction(db.sessions) as s:
+        await queries.remember_messages(s, key, [13, 11, 14, 14], later)  # 11 again, 14 twice
+        await queries.remember_messages(s, key, [], later)  # nothing to add: no change
+    async with db.sessions() as s:
+        assert await queries.chat_message_ids(s, key, later) == [10, 11, 12, 13, 14]
+    stored = await stored_messages(db, key)
+    assert sorted(stored) == [10, 11, 12, 13, 14]
+    assert stored[11] == at  # a duplicate keeps the first time it was seen
+    assert stored[13] == later
+
+
+async def test_remember_messages_has_no_cap(db: Database) -> None:
+    key, at = chat(1), now()
+    many = list(range(1000, 2500))
+    async with transaction(db.sessions) as s:
+        await queries.remember_messages(s, key, many, at)
+    async with db.sessions() as s:
+        assert await queries.chat_message_ids(s, key, at) == many
+
+
+async def test_remember_messages_large_ids(db: Database) -> None:
+    key, at = chat(1), now()
+    big = [2**31, 2**40 + 7]  # BIGINT: Telegram gives no 32-bit promise
+    async with transaction(db.sessions) as s:
+        await queries.remember_messages(s, key, big, at)
+    async with db.sessions() as s:
+        assert await queries.chat_message_ids(s, key, at) == big
+
+
+async def test_messages_are_kept_apart_from_the_conversation(db: Database) -> None:
+    """Quick exit must still find the ids when the conversation has expired or was deleted:
+    remembering needs no conversation row, and deleting the row leaves the ids."""
+    key, at = chat(1), now()
+    async with transaction(db.sessions) as s:
+        await queries.remember_messages(s, key, [1, 2], at)  # no conversation row at all
+        assert await s.get(Conversation, key) is None
+    async with transaction(db.sessions) as s:
+        await queries.save_conversation(
+            s, conversation(key, at - dt.timedelta(hours=7), expires_in=dt.timedelta(hours=6))
+        )
+        await queries.remember_messages(s, key, [3], at)
+    async with transaction(db.sessions) as s:
+        assert await queries.load_conversation(s, key, at) is None  # expired: deleted
+    async with transaction(db.sessions) as s:
+        await queries.delete_conversation(s, key)
+    async with db.sessions() as s:
+        assert await s.get(Conversation, key) is None
+        assert await queries.chat_message_ids(s, key, at) == [1, 2, 3]
+
+
+async def test_chat_message_ids_only_within_the_delete_window(db: Database) -> None:
+    key, at = chat(1), now()
+    ages = {
+        1: WINDOW + dt.timedelta(days=3),
+        2: WINDOW,  # exactly 48 h: Telegram no longer deletes it
+        3: WINDOW - dt.timedelta(seconds=1),
+        4: dt.timedelta(hours=47),
+        5: dt.timedelta(0),
+    }
+    async with transaction(db.sessions) as s:
+        for message_id, age in ages.items():
+            await queries.remember_messages(s, key, [message_id], at - age)
+    async with db.sessions() as s:
+        assert await queries.chat_message_ids(s, key, at) == [3, 4, 5]
+        later = at + dt.timedelta(minutes=30)  # 3 has aged out, 4 not yet
+        assert await queries.chat_message_ids(s, key, later) == [4, 5]
+    assert sorted(await stored_messages(db, key)) == [1, 2, 3, 4, 5]  # reading deletes nothing
+
+
+async def test_chat_message_ids_and_forget_are_per_chat(db: Database) -> None:
+    at = now()
+    async with transaction(db.sessions) as s:
+        await queries.remember_messages(s, chat(1), [1, 2, 3], at)
+        await queries.remember_messages(s, chat(2), [2, 3, 4], at)  # ids are per chat
+    async with transaction(db.sessions) as s:
+        assert await queries.chat_message_ids(s, chat(1), at) == [1, 2, 3]
+        assert await queries.chat_message_ids(s, chat(3), at) == []
+        await queries.forget_chat_messages(s, chat(1))
+        await queries.forget_chat_messages(s, chat(3))  # nothing there: not an error
+    assert await stored_messages(db, chat(1)) == {}
+    async with db.sessions() as s:
+        assert await queries.chat_message_ids(s, chat(2), at) == [2, 3, 4]
 
 
 # ---- the per-chat lock ------------------------------------------------------------------------

@@ -170,6 +170,12 @@ async def test_status_by_reference(db: Database) -> None:
         assert await queries.status_by_reference(s, reference_hash(LOOKUP_KEY, wrong)) is None
         other_server = reference_hash(b"x" * 32, stored.reference)
         assert await queries.status_by_reference(s, other_server) is None
+        # ... or with Arabic-Indic / Persian digits from an Arabic or Farsi keyboard.
+        for script_zero in ("\u0660", "\u06f0"):
+            local = "".join(chr(ord(script_zero) + int(ch)) for ch in grouped if ch != " ")
+            assert not local.isascii()
+            found = await queries.status_by_reference(s, reference_hash(LOOKUP_KEY, local))
+            assert found == "new", script_zero
 
     async with transaction(db.sessions) as s:
         await queries.set_request_status(s, stored.request_id, "picked_up", now())
@@ -302,21 +308,14 @@ async def test_forget_sealed_request_through_store_request(db: Database) -> None
         assert await queries.status_by_reference(s, ref) is None
 
 
-async def test_request_stored_with_a_non_utc_clock_still_opens(
-    db: Database, request: pytest.FixtureRequest
-) -> None:
-    if db.is_sqlite:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="BUG (latent): SQLite DateTime drops the UTC offset, so created_at "
-                "given in +02:00 is read back 2 h off and the envelope, bound to the true "
-                "instant, no longer opens; store_request should normalise `now` to UTC",
-            )
-        )
+@pytest.mark.parametrize("offset", [2, -5], ids=["+02:00", "-05:00"])
+async def test_request_stored_with_a_non_utc_clock_still_opens(db: Database, offset: int) -> None:
+    """SQLite DateTime keeps no offset: store_request converts `now` to UTC, or created_at
+    would read back hours off and the envelope, bound to the true instant, would not open."""
     private, public = generate_keypair()
     await register_public_key(db.sessions, "org-a", public)
-    at = dt.datetime.now(dt.timezone(dt.timedelta(hours=2)))
+    at = dt.datetime.now(dt.timezone(dt.timedelta(hours=offset)))
     row = await fetch(db, (await store(db, at=at)).request_id)
     assert aware(row.created_at) == at
+    assert aware(row.delete_after) == at + RETENTION
     assert open_row(row, [private])["answers"] == ANSWERS

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from storage import queries
 from storage.db import transaction
-from storage.models import ContactRequest, Conversation, Notice, ProcessedUpdate
+from storage.models import ChatMessage, ContactRequest, Conversation, Notice, ProcessedUpdate
 from storage.retention import PROCESSED_UPDATE_TTL, SENT_NOTICE_TTL, PurgeReport, purge
 from tests.integration.support import (
     Database,
@@ -59,6 +59,18 @@ async def seed(db: Database, at: dt.datetime) -> None:
         ):
             await queries.save_conversation(s, row)
 
+        # Quick exit's message ids: kept for Telegram's 48-hour delete window, whether or not
+        # the conversation is still there ("conv_expired" is purged above; its ids stay).
+        window = queries.MESSAGE_DELETE_WINDOW
+        for chat_key, message_id, age in (
+            ("conv_expired", 1, window + SECOND),  # deleted
+            ("conv_expired", 2, window),  # deleted: exactly 48 h old
+            ("conv_expired", 3, window - SECOND),  # kept
+            ("conv_fresh", 4, dt.timedelta(0)),  # kept
+            ("no_conversation", 5, window + dt.timedelta(days=30)),  # deleted
+        ):
+            await queries.remember_messages(s, chat_key, [message_id], at - age)
+
         s.add_all(
             [
                 ProcessedUpdate(update_id=1, seen_at=at - PROCESSED_UPDATE_TTL - SECOND),
@@ -86,6 +98,7 @@ async def test_purge_deletes_expired_and_keeps_fresh(db: Database) -> None:
         conversations = {c.chat_key: c for c in (await s.scalars(select(Conversation))).all()}
         updates = set((await s.scalars(select(ProcessedUpdate.update_id))).all())
         notices = (await s.scalars(select(Notice))).all()
+        messages = (await s.execute(select(ChatMessage.chat_key, ChatMessage.message_id))).all()
     assert requests == {"fresh_new", "picked_up", "closed_recently", "withdrawn_recently"}
     assert set(conversations) == {"conv_fresh", "conv_draft_expired", "conv_draft_fresh"}
     stale = conversations["conv_draft_expired"]
@@ -93,6 +106,7 @@ async def test_purge_deletes_expired_and_keeps_fresh(db: Database) -> None:
     assert stale.step == "menu"  # the place in the conversation stays until it expires
     assert conversations["conv_draft_fresh"].draft == b"\x01new-draft"
     assert updates == {2}
+    assert sorted(messages) == [("conv_expired", 3), ("conv_fresh", 4)]
     assert (
         sorted((aware(n.sent_at) for n in notices if n.sent_at), key=str) == [at]
         and sum(n.sent_at is None for n in notices) == 1
@@ -116,6 +130,7 @@ async def test_purged_bytes_leave_the_sqlite_files(db: Database) -> None:
     tag = secrets.token_hex(6).upper()
     envelope_canary = f"CANARY-RETENTION-ENVELOPE-{tag}".encode()
     reference_canary = f"CANARY-RETENTION-REFERENCE-{tag}"
+    # message ids are integers: the canary is the chat key of rows past the delete window
     messages_canary = f"CANARY-RETENTION-MESSAGES-{tag}"
     draft_canary = f"CANARY-RETENTION-DRAFT-{tag}".encode()
     keep_canary = f"CANARY-RETENTION-KEEP-{tag}".encode()
@@ -138,9 +153,11 @@ async def test_purged_bytes_leave_the_sqlite_files(db: Database) -> None:
                 "expired-chat",
                 at - dt.timedelta(hours=7),
                 expires_in=dt.timedelta(hours=6),
-                message_ids=messages_canary,
             ),
         )
+        old = at - queries.MESSAGE_DELETE_WINDOW - SECOND
+        await queries.remember_messages(s, messages_canary, list(range(1, 40)), old)
+        await queries.remember_messages(s, "kept-chat", [77], at)
         await queries.save_conversation(
             s,
             conversation(
@@ -163,4 +180,6 @@ async def test_purged_bytes_leave_the_sqlite_files(db: Database) -> None:
     for canary in canaries:
         assert files_containing(after, canary) == [], f"{canary!r} survived the purge"
     assert files_containing(after, keep_canary), "kept rows must still be there"
+    async with db.sessions() as s:
+        assert await queries.chat_message_ids(s, "kept-chat", at) == [77]
     assert len(after.get(f"{db.path.name}-wal", b"")) == 0  # checkpoint(TRUNCATE) ran

@@ -10,5 +10,5 @@ def test_the_diagram_shows_every_step_and_every_button() -> None:
     for step in flow.steps.values():
         assert f'{step.id.replace(".", "_")}["{step.id}' in diagram
         for button in step.buttons:
-            edge = f'{step.id.replace(".", "_")} --> {button.goto.replace(".", "_")}'
+            edge = f"{step.id.replace('.', '_')} --> {button.goto.replace('.', '_')}"
             assert edge in diagram

@@ -39,7 +39,18 @@ def test_flows_does_no_io() -> None:
 
 def test_flows_exports_exactly_its_public_names() -> None:
     public = {n for n in vars(flows) if not n.startswith("_")} - {
-        "definition", "deployment", "effects", "engine", "errors", "events", "i18n",
-        "replies", "state", "validators", "check", "extract", "graph",
+        "definition",
+        "deployment",
+        "effects",
+        "engine",
+        "errors",
+        "events",
+        "i18n",
+        "replies",
+        "state",
+        "validators",
+        "check",
+        "extract",
+        "graph",
     }
     assert set(flows.__all__) == public

@@ -276,11 +276,6 @@ def test_every_problem_is_listed_at_once(flow_toml: FlowToml) -> None:
     assert len(problems) >= 9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="build_flow only checks reachability when there is no other problem, so an "
-    "unreachable step is not listed with the rest (the docstring promises every problem)",
-)
 def test_unreachable_step_is_listed_with_the_other_problems(flow_toml: FlowToml) -> None:
     data = broken_everywhere(flow_toml)
     data["steps"]["orphan"] = {"kind": "screen", "title": "Orphan"}

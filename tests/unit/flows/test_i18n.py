@@ -129,3 +129,12 @@ def test_arabic_plural_forms_differ(ctx: Context) -> None:
         pytest.skip("the ar catalogue's 'retention_days' entry is not (fully) translated yet")
     forms = [tr.ngettext(singular, plural, n) for n in (1, 2, 3, 11, 100)]
     assert len(set(forms)) == len(forms), forms
+
+
+def test_arabic_one_day_is_said_without_a_number(ctx: Context) -> None:
+    # Arabic says "one day" as يوم واحد; "{n} يوم" for n == 1 reads as "1 day(s)".
+    singular, plural = ctx.flow.plurals["retention_days"]
+    one = ctx.catalogs.get("ar").ngettext(singular, plural, 1)
+    assert "يوم واحد" in one
+    assert "{n}" not in one
+    assert "{n}" in ctx.catalogs.get("ar").ngettext(singular, plural, 30)

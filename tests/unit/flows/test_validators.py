@@ -129,14 +129,20 @@ def test_clean_text(raw: str, clean: str) -> None:
     assert clean_text(raw) == clean
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="clean_text's docstring says it drops format characters, but it keeps category "
-    "Cf, so bidi overrides/isolates (U+202E, U+2066) reach the support worker's view",
-)
-@pytest.mark.parametrize("control", ["\u202e", "\u202d", "\u2066", "\u2069"])
+# Embeddings, overrides and isolates: U+202A..U+202E and U+2066..U+2069.
+BIDI_CONTROLS = [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+
+
+@pytest.mark.parametrize("control", BIDI_CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
 def test_clean_text_drops_bidi_controls(control: str) -> None:
     assert clean_text(f"abc{control}def") == "abcdef"
+    assert clean_text(f"{control} abc {control}") == "abc"
+
+
+def test_clean_text_keeps_joiners_and_marks() -> None:
+    # ZWNJ in Persian words and ZWJ in emoji sequences carry meaning.
+    kept = "می\u200cخواهم 👩\u200d👧"
+    assert clean_text(kept) == kept
 
 
 def test_text_limits() -> None:
