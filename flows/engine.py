@@ -351,11 +351,13 @@ class _Turn:
             return
         self._drop_inapplicable()
         if self.state.editing:
-            self.state = self.state.with_(editing=False)
-            if current.field in self._condition_fields():
-                # Later questions depend on this answer (e.g. phone vs email): walk on.
-                self.advance_to(target)
+            # Back to the summary, but first ask what the change made necessary (a new method
+            # needs its phone number or email); answers that still stand are not asked again.
+            missing = self._next_missing()
+            if missing is not None:
+                self.go(missing)
             else:
+                self.state = self.state.with_(editing=False)
                 self.go(self._summary_id())
             return
         self.advance_to(target)
@@ -373,8 +375,12 @@ class _Turn:
             if self._applies(q)
         )
 
-    def _condition_fields(self) -> set[str]:
-        return {s.when.field for s in self.flow.steps.values() if s.when and s.when.field}
+    def _next_missing(self) -> str | None:
+        for sid in self.flow.form:
+            q = self.flow.step(sid)
+            if self._applies(q) and not q.optional and q.field not in self.state.answers:
+                return sid
+        return None
 
     def _drop_inapplicable(self) -> None:
         """Forget answers to questions that no longer apply, so they are never sent."""

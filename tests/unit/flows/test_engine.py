@@ -420,34 +420,33 @@ def test_changing_method_drops_answers_that_no_longer_apply(drive: Drive) -> Non
     d.answer("confirm")
     answers = submitted(d).answers
     assert answers["method"] == "email" and answers["email"] == EMAIL
-    assert answers["times"] == "any"
+    assert answers["times"] == "evenings"  # still stands after the change: not asked again
     assert not {"phone", "someone_else", "leave_message"} & set(answers)
 
 
-def test_changing_method_asks_the_questions_that_now_apply(drive: Drive) -> None:
+def test_changing_method_asks_only_the_questions_that_now_apply(drive: Drive) -> None:
     d = at_summary(drive, "en", "call")
     d.answer("change")
     d.press("How to contact me")
     d.answer("email")
-    assert d.step_id == "contact.email"
-    assert not d.state.editing
+    assert d.step_id == "contact.email"  # newly needed
+    assert d.state.editing
     d.text(EMAIL)
-    # the form goes on from there (the later answers may depend on the new method)
-    asked = answer_until_summary(d, form_plan("email"))
-    assert asked == EXPECTED_FORM["email"][EXPECTED_FORM["email"].index("contact.email") + 1 :]
+    # nothing else became necessary: straight back to the summary, other answers kept
+    assert d.step_id == "contact.summary"
+    assert not d.state.editing
     assert d.ltr(EMAIL) in d.screen.html
-    assert d.msg("not_answered") not in d.screen.html
+    assert d.answers["times"] == "evenings"
 
 
-def test_changing_method_to_another_phone_method_asks_again_from_the_phone(drive: Drive) -> None:
+def test_changing_method_to_another_phone_method_keeps_the_phone(drive: Drive) -> None:
     d = at_summary(drive, "en", "call")
     d.answer("change")
     d.press("How to contact me")
     d.answer("sms")
-    assert d.step_id == "contact.phone"
-    assert d.answers["phone"] == PHONE_E164  # still applies, so kept
-    asked = answer_until_summary(d, form_plan("sms"))
-    assert "contact.someone_else" not in asked  # only for calls
+    # the phone number and the voicemail answer still apply; "someone else answers" does not
+    assert d.step_id == "contact.summary"
+    assert d.answers["phone"] == PHONE_E164
     assert "someone_else" not in d.answers
     d.answer("confirm")
     answers = submitted(d).answers
