@@ -77,17 +77,24 @@ class ConfirmingPoller:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            for update in updates:
-                self._dispatch(update)
+            fresh = [u for u in updates if self._dispatch(u)]
+            if updates and not fresh and self._inflight:
+                # Only updates still being handled came back: Telegram answers those at once,
+                # so wait for one of them to finish (or a moment) instead of asking again in a
+                # tight loop.
+                await asyncio.wait(
+                    list(self._inflight.values()), timeout=0.3, return_when=asyncio.FIRST_COMPLETED
+                )
 
-    def _dispatch(self, update: Update) -> None:
+    def _dispatch(self, update: Update) -> bool:
         uid = update.update_id
         if uid in self._inflight or uid <= self._highest:
-            return  # fetched again while still being handled, or already handled
+            return False  # fetched again while still being handled, or already handled
         self._highest = max(self._highest, uid)
         task = asyncio.create_task(self._handle(update))
         self._inflight[uid] = task
         task.add_done_callback(lambda _t: self._inflight.pop(uid, None))
+        return True
 
     async def _handle(self, update: Update) -> None:
         app = self.application

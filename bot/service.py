@@ -229,25 +229,35 @@ class ConversationService:
                 )
                 done = step(self.ctx, first.state, RequestStored(stored.reference))
                 await self._save(session, chat_key, row, done.state, now, [])
-            # Commit 2 of 2 has happened: only now may the victim read "received".
-            log.info("request stored urgent=%s", effect.urgent)
-            if self.engine is not None:
-                # The draft's old versions must not outlive the request in the WAL.
-                await checkpoint(self.engine)
-            return Turn((*first.replies, *done.replies), chat_key, request_stored=True)
         except Exception:
             log.exception("request could not be stored")
-            failed = step(self.ctx, first.state, RequestFailed())
+            return await self._submit_failed(chat_key, first)
+        # Commit 2 of 2 has happened: only now may the victim read "received". Nothing after
+        # this point may turn it into a failure.
+        log.info("request stored urgent=%s", effect.urgent)
+        if self.engine is not None:
             try:
-                async with transaction(self.sessions) as session:
-                    now = self.clock()
-                    row = await queries.load_conversation(session, chat_key, now)
-                    await self._save(session, chat_key, row, failed.state, now, [])
+                # The draft's old versions must not outlive the request in the WAL.
+                await checkpoint(self.engine)
             except Exception:
-                # The victim is still told it failed; the stored `submitting` state says so
-                # again on their next message.
-                log.exception("could not record the failed submission")
-            return Turn((*first.replies, *failed.replies), chat_key)
+                log.exception("checkpoint after a stored request failed; the next purge retries")
+        return Turn((*first.replies, *done.replies), chat_key, request_stored=True)
+
+    async def _submit_failed(self, chat_key: str, first: Outcome) -> Turn:
+        failed = step(self.ctx, first.state, RequestFailed())
+        try:
+            async with transaction(self.sessions) as session:
+                now = self.clock()
+                await queries.lock_chat(session, chat_key)
+                row = await queries.load_conversation(session, chat_key, now)
+                # Only if no newer turn has moved on in the meantime.
+                if row is not None and (row.step, row.seq) == (first.state.step, first.state.seq):
+                    await self._save(session, chat_key, row, failed.state, now, [])
+        except Exception:
+            # The victim is still told it failed; the stored `submitting` state says so
+            # again on their next message.
+            log.exception("could not record the failed submission")
+        return Turn((*first.replies, *failed.replies), chat_key)
 
     async def _save(
         self,

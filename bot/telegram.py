@@ -38,6 +38,7 @@ from flows.events import (
     Started,
     TextReceived,
 )
+from flows.i18n import negotiate
 from flows.replies import Reply
 
 log = logging.getLogger("safebot.telegram")
@@ -119,22 +120,33 @@ class TelegramChannel:
         if chat is None or user is None or chat.type != ChatType.PRIVATE:
             return
         event = to_event(update)
-        if update.callback_query is not None:
-            # Answer at once: the client shows a spinner until then. A query can be answered
-            # only once, so a redelivered update may fail here harmlessly.
-            try:
-                await update.callback_query.answer()
-            except BadRequest:
-                pass
         if event is None:
             return
         incoming = update.message.message_id if update.message is not None else None
-        turn = await self.service.handle(
-            CHANNEL, str(user.id), event, update_id=update.update_id, incoming_message_id=incoming
-        )
+        try:
+            turn = await self.service.handle(
+                CHANNEL,
+                str(user.id),
+                event,
+                update_id=update.update_id,
+                incoming_message_id=incoming,
+            )
+        except Exception:
+            # Nothing was committed. Say so rather than stay silent: the person may have just
+            # pressed Send, and must never think a request went through when it did not.
+            await context.bot.send_message(chat.id, self.apology(user.language_code))
+            raise
         if turn.duplicate:
             log.info("duplicate update ignored")
             return
+        if update.callback_query is not None:
+            # Answered after the turn (a database round trip), so that a redelivered update,
+            # already answered the first time, is not answered twice. The client shows a
+            # spinner until then.
+            try:
+                await update.callback_query.answer()
+            except BadRequest:
+                pass  # too old: Telegram gave up waiting
         bot = context.bot
         if turn.delete_message_ids:
             await self.delete_messages(context, chat.id, turn.delete_message_ids)
@@ -156,6 +168,13 @@ class TelegramChannel:
             notifier = context.bot_data.get("notices")
             if notifier is not None:
                 notifier.wake()
+
+    def apology(self, language_code: str | None) -> str:
+        ctx = self.service.ctx
+        language = negotiate(
+            language_code, ctx.deployment.languages, ctx.deployment.default_language
+        )
+        return ctx.catalogs.get(language).gettext(ctx.flow.string("turn_failed"))
 
     async def delete_messages(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, ids: Sequence[int]

@@ -158,6 +158,9 @@ class _Turn:
         self.replies.append(Reply(self.s(key, **values), protect=True, rtl=self.rtl))
 
     def go(self, step_id: str, **changes: object) -> None:
+        if self.flow.step(self.state.step).kind == "done" and step_id != self.state.step:
+            # The reference code is kept (encrypted) only until the person leaves that screen.
+            changes.setdefault("answers", {})
         self.state = self.state.with_(step=step_id, seq=self.state.seq + 1, **changes)
         self.render()
 

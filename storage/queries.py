@@ -120,11 +120,13 @@ class ForgetResult:
 
 
 async def forget_requests(session: AsyncSession, owner_key: str, now: dt.datetime) -> ForgetResult:
-    """Delete the person's requests nobody has opened; mark opened ones withdrawn so the
-    advocate sees the victim's wish instead of a request that vanished."""
+    """Delete the person's requests nobody has opened (and closed ones, which nobody works on);
+    mark opened ones withdrawn so the advocate sees the victim's wish instead of a request that
+    vanished."""
     deleted = await session.execute(
         delete(ContactRequest).where(
-            ContactRequest.owner_key == owner_key, ContactRequest.status == "new"
+            ContactRequest.owner_key == owner_key,
+            ContactRequest.status.in_(("new", "closed")),
         )
     )
     withdrawn = await session.execute(
