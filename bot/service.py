@@ -124,6 +124,13 @@ class ConversationService:
             await checkpoint(self.engine)
         return turn
 
+    async def messages_deleted(self, chat_key: str, message_ids: Sequence[int]) -> None:
+        """The channel deleted these messages: they need not be tracked any more."""
+        if not message_ids:
+            return
+        async with transaction(self.sessions) as session:
+            await queries.forget_chat_messages(session, chat_key, message_ids)
+
     async def remember_sent(self, chat_key: str, message_ids: Sequence[int]) -> None:
         """Record the ids of messages the channel sent, so quick exit can delete them."""
         if not message_ids:
@@ -163,8 +170,10 @@ class ConversationService:
         forget = False
         for effect in outcome.effects:
             if isinstance(effect, DeleteConversation):
-                to_delete = (*await queries.chat_message_ids(session, chat_key, now), *incoming)
-                await queries.forget_chat_messages(session, chat_key)
+                # The ids stay recorded until the channel reports them deleted: if Telegram's
+                # delete fails, the next quick exit tries again.
+                await queries.remember_messages(session, chat_key, incoming, now)
+                to_delete = tuple(await queries.chat_message_ids(session, chat_key, now))
                 incoming = []
             follow = await self._perform(session, effect, chat_key, channel, user_id, now)
             if follow is not None:

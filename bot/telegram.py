@@ -149,7 +149,8 @@ class TelegramChannel:
                 pass  # too old: Telegram gave up waiting
         bot = context.bot
         if turn.delete_message_ids:
-            await self.delete_messages(context, chat.id, turn.delete_message_ids)
+            deleted = await self.delete_messages(context, chat.id, turn.delete_message_ids)
+            await self.service.messages_deleted(turn.chat_key, deleted)
         sent: list[int] = []
         try:
             for reply in turn.replies:
@@ -178,15 +179,20 @@ class TelegramChannel:
 
     async def delete_messages(
         self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, ids: Sequence[int]
-    ) -> None:
+    ) -> list[int]:
+        """Delete in batches; return the ids whose batch Telegram accepted."""
         unique = sorted(set(ids))
+        done: list[int] = []
         for start in range(0, len(unique), DELETE_BATCH):
+            batch = unique[start : start + DELETE_BATCH]
             try:
-                await context.bot.delete_messages(chat_id, unique[start : start + DELETE_BATCH])
+                await context.bot.delete_messages(chat_id, batch)
+                done += batch
             except TelegramError as exc:
                 # Too old (48 h) or already gone: the neutral line still tells the person how
                 # to delete the chat from the device.
                 log.warning("delete_messages failed: %s", type(exc).__name__)
+        return done
 
 
 def build_application(

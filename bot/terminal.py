@@ -80,4 +80,5 @@ async def chat(service: ConversationService, language: str | None) -> None:
         turn = await service.handle(CHANNEL, "local", event)
         if turn.delete_message_ids or isinstance(event, QuickExitRequested):
             write("\033[2J\033[H")  # quick exit: clear the screen too
+            await service.messages_deleted(turn.chat_key, turn.delete_message_ids)
         buttons = show(turn.replies, write) or buttons

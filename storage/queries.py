@@ -81,8 +81,14 @@ async def chat_message_ids(session: AsyncSession, chat_key: str, now: dt.datetim
     return list(result.all())
 
 
-async def forget_chat_messages(session: AsyncSession, chat_key: str) -> None:
-    await session.execute(delete(ChatMessage).where(ChatMessage.chat_key == chat_key))
+async def forget_chat_messages(
+    session: AsyncSession, chat_key: str, ids: Sequence[int] | None = None
+) -> None:
+    """Forget a chat's message ids: all of them, or only `ids` (those Telegram deleted)."""
+    stmt = delete(ChatMessage).where(ChatMessage.chat_key == chat_key)
+    if ids is not None:
+        stmt = stmt.where(ChatMessage.message_id.in_([int(i) for i in ids]))
+    await session.execute(stmt)
 
 
 async def remember_messages(

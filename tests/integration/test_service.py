@@ -352,6 +352,7 @@ async def test_forget_removes_conversation_and_unopened_request(
     await victim.send(CommandReceived("forget"))
     shown = list(victim.seen_message_ids)
     turn = await victim.press("Yes")
+    await service.messages_deleted(victim.chat_key, turn.delete_message_ids)  # as the channel
     assert says(ctx, turn, "forgotten")
     assert turn.replies[-1].buttons, "the menu follows, so the person can go on"
     # what is on the screen is cleared as by quick exit, the press included
@@ -407,6 +408,9 @@ async def test_quick_exit_clears_draft_and_returns_every_message_id(
     )
     assert set(turn.delete_message_ids) == {*victim.seen_message_ids, incoming}
     assert len(turn.delete_message_ids) == len(set(turn.delete_message_ids))
+    # until the channel reports them deleted they stay tracked, so a failed delete is retried
+    assert set(await tracked_ids(db, victim.chat_key)) == set(turn.delete_message_ids)
+    await service.messages_deleted(victim.chat_key, turn.delete_message_ids)
     row = await conversation_row(db, victim.chat_key)
     assert row is not None
     assert row.draft is None and row.draft_expires_at is None
@@ -636,11 +640,31 @@ async def test_quick_exit_after_forget_still_clears_the_chat(
     press, *forget_replies = victim.seen_message_ids[len(shown) :]
     assert set(forget.delete_message_ids) == {*shown, press}
     assert forget_replies  # "forgotten" and the menu: still on the screen
+    await service.messages_deleted(victim.chat_key, forget.delete_message_ids)  # as the channel
     incoming = next(_message_ids)
     leave = await service.handle(
         CHANNEL, USER_ID, QuickExitRequested(), incoming_message_id=incoming
     )
     assert set(leave.delete_message_ids) == {*forget_replies, incoming}
+
+
+async def test_ids_stay_tracked_until_the_channel_deleted_them(
+    db: Database, service: ConversationService
+) -> None:
+    """A delete that failed (network, Telegram down) is tried again by the next quick exit."""
+    victim = Victim(service)
+    await victim.send(Started(language_hint="en"))
+    await victim.press("Continue")
+    first = await service.handle(
+        CHANNEL, USER_ID, QuickExitRequested(), incoming_message_id=next(_message_ids)
+    )
+    # the channel could not delete anything: a second quick exit gets every id again
+    second = await service.handle(
+        CHANNEL, USER_ID, QuickExitRequested(), incoming_message_id=next(_message_ids)
+    )
+    assert set(first.delete_message_ids) < set(second.delete_message_ids)
+    await service.messages_deleted(victim.chat_key, second.delete_message_ids)
+    assert await tracked_ids(db, victim.chat_key) == []
 
 
 async def test_quick_exit_after_the_conversation_expired_still_clears_the_chat(
