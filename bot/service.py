@@ -25,7 +25,7 @@ from flows.effects import CheckStatus, DeleteConversation, Effect, ForgetMe, Sub
 from flows.engine import Context, Outcome, initial_state, step
 from flows.events import Event, Forgotten, RequestFailed, RequestStored, StatusChecked
 from flows.replies import Reply
-from flows.state import ConversationState
+from flows.state import ROUTING_FIELDS, ConversationState
 from storage import queries
 from storage.db import checkpoint, transaction
 from storage.drafts import open_draft, seal_draft
@@ -144,14 +144,7 @@ class ConversationService:
         if row is None:
             return initial_state(self.ctx.flow)
         draft = open_draft(self.secrets.draft_key, chat_key, row.draft)
-        routing = {
-            "step": row.step,
-            "language": row.language,
-            "seq": row.seq,
-            "editing": row.editing,
-            "flow_version": row.flow_version,
-        }
-        return ConversationState.restore(routing, draft)
+        return ConversationState.restore({f: getattr(row, f) for f in ROUTING_FIELDS}, draft)
 
     async def _finish(
         self,
@@ -279,11 +272,8 @@ class ConversationService:
     ) -> None:
         if row is None:
             row = Conversation(chat_key=chat_key)
-        row.step = state.step
-        row.language = state.language
-        row.seq = state.seq
-        row.editing = state.editing
-        row.flow_version = state.flow_version
+        for name, value in state.routing().items():
+            setattr(row, name, value)
         if state.answers:
             row.draft = seal_draft(self.secrets.draft_key, chat_key, state.draft())
             row.draft_expires_at = now + self.draft_ttl

@@ -101,9 +101,7 @@ def check_flow(ctx: Context) -> list[Issue]:
                 issues.append(
                     Issue(language, sid, f"{checker.text_len} characters, over {TEXT_LIMIT}")
                 )
-            if sid != flow.steps[sid].id or (
-                not html.unescape(reply.html).strip() and flow.steps[sid].kind != "submitting"
-            ):
+            if not html.unescape(reply.html).strip() and flow.steps[sid].kind != "submitting":
                 issues.append(Issue(language, sid, "renders empty"))
             for row in reply.buttons:
                 for button in row:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,16 @@ class Flow:
 
     def step(self, step_id: str) -> Step:
         return self.steps[step_id]
+
+    @cached_property
+    def by_kind(self) -> Mapping[str, str]:
+        """Kind -> step id, for the kinds a flow has exactly one of (checked at load)."""
+        return {s.kind: s.id for s in self.steps.values()}
+
+    @cached_property
+    def nav_targets(self) -> frozenset[str]:
+        """Steps some navigation button leads to: the only targets a `g:` press may name."""
+        return frozenset(b.goto for s in self.steps.values() for b in s.buttons)
 
     def string(self, key: str) -> str:
         return self.strings[key]

@@ -276,7 +276,7 @@ class _Turn:
             self.state = self.state.with_(language=data[2:])
             self.say("language_changed")
             self.go(self.flow.menu)
-        elif data.startswith("g:") and data[2:] in self._nav_targets():
+        elif data.startswith("g:") and data[2:] in self.flow.nav_targets:
             target = self.flow.step(data[2:])
             if target.kind == "question":
                 self.state = self.state.with_(answers={}, editing=False)
@@ -472,11 +472,8 @@ class _Turn:
                 return o.next
         return step.next
 
-    def _nav_targets(self) -> set[str]:
-        return {b.goto for s in self.flow.steps.values() for b in s.buttons}
-
     def _kind(self, kind: str) -> str:
-        return next(s.id for s in self.flow.steps.values() if s.kind == kind)
+        return self.flow.by_kind[kind]
 
     def _summary_id(self) -> str:
         return self._kind("summary")

@@ -13,6 +13,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
@@ -106,6 +107,7 @@ def _locale(code: str) -> Locale | None:
         return None
 
 
+@lru_cache(maxsize=256)
 def native_name(code: str) -> str:
     """The language's name in itself, as CLDR writes it ("polski", "العربية")."""
     loc = _locale(code)
@@ -114,6 +116,7 @@ def native_name(code: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+@lru_cache(maxsize=256)
 def is_rtl(code: str | None) -> bool:
     loc = _locale(code) if code else None
     return bool(loc and loc.text_direction == "rtl")

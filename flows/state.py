@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+ROUTING_FIELDS = ("step", "language", "seq", "editing", "flow_version")
+
 
 @dataclass(frozen=True)
 class ConversationState:
@@ -31,13 +33,8 @@ class ConversationState:
         return {"answers": dict(self.answers)}
 
     def routing(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "language": self.language,
-            "seq": self.seq,
-            "editing": self.editing,
-            "flow_version": self.flow_version,
-        }
+        """The part stored in the clear, one column per field (ROUTING_FIELDS)."""
+        return {name: getattr(self, name) for name in ROUTING_FIELDS}
 
     @classmethod
     def restore(
