@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import html
 import logging
 import os
 import signal
@@ -22,16 +23,20 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.config import ConfigError, Settings, load_deployment
+from bot.inbox import InboxScheduler
 from bot.keyring import ensure_keys
 from bot.notices import NoticeWorker
-from bot.polling import ConfirmingPoller
-from bot.service import ConversationService, ServerSecrets
+from bot.outbox import OutboxSender
+from bot.polling import StoringPoller
+from bot.receiver import Receiver
+from bot.service import ConversationService, ServerSecrets, Turn
 from bot.telegram import ALLOWED_UPDATES, TelegramChannel, build_application, set_commands
 from bot.web.server import add_webhook, build_web_app
 from flows.check import check_flow
 from flows.definition import load_flow
 from flows.engine import Context
 from flows.i18n import load_catalogs
+from flows.replies import Reply
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade_async
 from storage.retention import purge
@@ -100,10 +105,51 @@ async def build_core(settings: Settings, *, migrate: bool = True) -> Core:
 
 
 @dataclass
+class Delivery:
+    """The moving parts between Telegram and the turn runner, for one bot."""
+
+    telegram: Application  # type: ignore[type-arg]
+    channel: TelegramChannel
+    sender: OutboxSender
+    scheduler: InboxScheduler
+    receiver: Receiver
+    notices: NoticeWorker
+
+
+def build_delivery(core: Core) -> Delivery:
+    settings = core.settings
+    assert settings.token is not None
+    telegram = build_application(settings.token, settings.api_base_url)
+    channel = TelegramChannel(telegram.bot)
+    sender = OutboxSender(channel, core.sessions, chat_rate=settings.chat_send_rate)
+    notices = NoticeWorker(telegram.bot, core.sessions, core.ctx.deployment)
+
+    def on_turn(turn: Turn) -> None:
+        if turn.request_stored:
+            notices.wake()
+
+    scheduler = InboxScheduler(
+        core.service, sender, apology=lambda: apology(core.ctx), on_turn=on_turn
+    )
+    receiver = Receiver(core.service, scheduler, channel)
+    return Delivery(telegram, channel, sender, scheduler, receiver, notices)
+
+
+def apology(ctx: Context) -> Reply:
+    """Said when a turn keeps failing, in the default language (the state could not be read)."""
+    tr = ctx.catalogs.get(ctx.deployment.default_language)
+    return Reply(html.escape(tr.gettext(ctx.flow.string("turn_failed"))))
+
+
+@dataclass
 class RunningServer:
     core: Core
     runner: web.AppRunner
-    telegram: Application | None  # type: ignore[type-arg]
+    delivery: Delivery | None
+
+    @property
+    def telegram(self) -> Application | None:  # type: ignore[type-arg]
+        return None if self.delivery is None else self.delivery.telegram
 
     async def stop(self) -> None:
         await self.runner.cleanup()
@@ -113,19 +159,13 @@ class RunningServer:
 async def start_server(settings: Settings) -> RunningServer:
     core = await build_core(settings)
     app = build_web_app(core.engine)
-    telegram = None
+    parts = None
     if settings.token:
-        webhook = settings.webhook_url is not None
-        telegram = build_application(
-            settings.token,
-            settings.api_base_url,
-            TelegramChannel(core.service),
-            chat_send_rate=settings.chat_send_rate,
-        )
+        parts = build_delivery(core)
         secret = load_or_create_token(settings.data_dir, "webhook-secret", settings.webhook_secret)
-        if webhook:
-            add_webhook(app, settings.webhook_path, telegram, secret)
-        app.cleanup_ctx.append(_telegram_lifecycle(core, telegram, secret))
+        if settings.webhook_url is not None:
+            add_webhook(app, settings.webhook_path, parts.telegram.bot, parts.receiver, secret)
+        app.cleanup_ctx.append(_telegram_lifecycle(core, parts, secret))
     app.cleanup_ctx.append(_retention_lifecycle(core))
     runner = web.AppRunner(app, access_log=None)  # access logs would carry the webhook path
     await runner.setup()
@@ -140,16 +180,17 @@ async def start_server(settings: Settings) -> RunningServer:
         settings.host,
         settings.port,
         "no Telegram token"
-        if telegram is None
+        if parts is None
         else "webhook"
         if settings.webhook_url
         else "polling",
     )
-    return RunningServer(core=core, runner=runner, telegram=telegram)
+    return RunningServer(core=core, runner=runner, delivery=parts)
 
 
-def _telegram_lifecycle(core: Core, telegram: Application, secret: str):  # type: ignore[no-untyped-def,type-arg]
+def _telegram_lifecycle(core: Core, parts: Delivery, secret: str):  # type: ignore[no-untyped-def]
     settings = core.settings
+    telegram = parts.telegram
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await telegram.initialize()
@@ -157,25 +198,31 @@ def _telegram_lifecycle(core: Core, telegram: Application, secret: str):  # type
             await set_commands(telegram, core.ctx)
         except TelegramError as exc:
             log.warning("could not set the command menu: %s", type(exc).__name__)
+        # What the last run committed but did not deliver, and what it stored but did not
+        # handle, goes first.
+        replies = await parts.sender.load(core.service.open_queued)
+        updates = await parts.scheduler.load()
+        if replies or updates:
+            log.info("resuming: %d stored updates, %d undelivered replies", updates, replies)
+        parts.sender.start()
+        parts.scheduler.start()
+        poller = None
         if settings.webhook_url:
             await telegram.bot.set_webhook(
                 settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
             )
-        await telegram.start()
-        poller = None
-        if not settings.webhook_url:
-            poller = ConfirmingPoller(telegram, allowed_updates=ALLOWED_UPDATES)
+        else:
+            poller = StoringPoller(telegram, parts.receiver, allowed_updates=ALLOWED_UPDATES)
             await poller.start()
-        notices = NoticeWorker(telegram.bot, core.sessions, core.ctx.deployment)
-        telegram.bot_data["notices"] = notices
-        task = asyncio.create_task(notices.run())
+        task = asyncio.create_task(parts.notices.run())
         yield
+        if poller is not None:
+            await poller.stop()
+        await parts.scheduler.stop()
+        await parts.sender.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if poller is not None:
-            await poller.stop()
-        await telegram.stop()
         await telegram.shutdown()
 
     return lifecycle

@@ -34,6 +34,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 __all__ = [
     "PACED_METHODS",
+    "Bucket",
     "InMemorySendBudget",
     "RetryingRateLimiter",
     "SendBudget",
@@ -111,6 +112,10 @@ class _Bucket:
         self.interval = 1.0 / rate
         self.tolerance = (burst - 1) * self.interval
         self.tat = float("-inf")
+
+    def wait(self, now: float) -> float:
+        """Seconds from ``now`` until a send would be allowed, without claiming it."""
+        return max(0.0, self.tat - self.tolerance - now)
 
     def reserve(self, now: float) -> float:
         """Claim the next slot; return how many seconds from ``now`` it starts."""
@@ -224,6 +229,9 @@ class InMemorySendBudget:
             del self._buckets[key]
 
 
+Bucket = _Bucket
+
+
 def _normalise_chat_id(chat_id: object) -> int | str | None:
     """One key per chat whether PTB was given ``123`` or ``"123"``."""
     if chat_id is None:
@@ -270,22 +278,25 @@ class RetryingRateLimiter(BaseRateLimiter[int]):
             omitted.
         max_retries: How many times a call is repeated after ``RetryAfter`` before that error
             is raised.
+        paced: False when something else (safebot's outbox) already paces every send.
         sleep: Async sleep used for ``retry_after`` waits (injectable for tests).
     """
 
-    __slots__ = ("_budget", "_max_retries", "_sleep")
+    __slots__ = ("_budget", "_max_retries", "_paced", "_sleep")
 
     def __init__(
         self,
         budget: SendBudget | None = None,
         *,
         max_retries: int = 5,
+        paced: bool = True,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
         self._budget: SendBudget = budget if budget is not None else InMemorySendBudget()
         self._max_retries = max_retries
+        self._paced = paced
         self._sleep = sleep
 
     @property
@@ -310,7 +321,7 @@ class RetryingRateLimiter(BaseRateLimiter[int]):
     ) -> ApiResult:
         """Make the call, paced and retried; see ``BaseRateLimiter.process_request``."""
         max_retries = self._max_retries if rate_limit_args is None else rate_limit_args
-        paced = endpoint.lower() in PACED_METHODS
+        paced = self._paced and endpoint.lower() in PACED_METHODS
         chat_id = data.get("chat_id")
         retries = 0
         while True:

@@ -1,14 +1,19 @@
-"""One turn of a conversation, for any channel: lock, load, step, perform effects, save.
+"""The turn runner: one turn of a conversation, for any channel, in one transaction.
 
-Rules (STYLE.md, "one update, one transaction"):
-1. Claim the update id and take the per-person lock *before* reading state, so a redelivered
-   or concurrent update can neither run twice nor see stale state.
-2. Effects run inside the turn and report back as events; replies are sent only after the
-   commit that makes them true.
-3. A contact request is submitted in two commits: first the conversation moves to
-   `submitting`, then the sealed request and the `done` state commit together. A crash between
-   them leaves a conversation in `submitting`, which the engine answers with "it was NOT
-   sent"; it can never leave an acknowledged request that is not stored.
+A turn is: take the update (from the durable inbox, or straight from the terminal), claim its
+id, take the person's lock, load the state, step the engine, run every effect through one
+dispatcher (a bounded loop that feeds each effect's result back to the engine), save the state
+and write the replies to the durable outbox, then commit. All of it commits together or none
+of it does:
+
+1. A redelivered update finds its id claimed and does nothing; an update whose turn crashed is
+   still in the inbox and runs again from the start.
+2. A contact request and the "received" screen commit together, with the inbox row gone, so a
+   request is never stored twice and never acknowledged without being stored. If storing fails
+   the transaction is rolled back and the turn runs again with `RequestFailed`, which says
+   plainly that it was NOT sent.
+3. Quick exit drops every reply still waiting for that chat and queues one quick-exit item
+   ahead of everything else; the outbox delivers it (and retries it after a crash).
 Nothing here logs message text, answers or ids: only step names and counts.
 """
 
@@ -16,24 +21,41 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.channel import ChatAddress
 from flows.effects import CheckStatus, DeleteConversation, Effect, ForgetMe, SubmitRequest
 from flows.engine import Context, Outcome, initial_state, step
-from flows.events import Event, Forgotten, RequestFailed, RequestStored, StatusChecked
-from flows.replies import Reply
+from flows.events import (
+    ButtonPressed,
+    CommandReceived,
+    Event,
+    Forgotten,
+    QuickExitRequested,
+    RequestFailed,
+    RequestStored,
+    StatusChecked,
+    event_from_json,
+    event_to_json,
+)
+from flows.replies import Button, Reply, coalesce
 from flows.state import ROUTING_FIELDS, ConversationState
-from storage import queries
+from storage import delivery, queries
 from storage.db import checkpoint, transaction
-from storage.drafts import open_draft, seal_draft
+from storage.drafts import open_draft, open_json, seal_draft, seal_json
 from storage.identity import keyed_hash
-from storage.models import Conversation
+from storage.models import Conversation, OutboxItem
 from storage.requests import NewRequest, reference_hash, store_request
 
 log = logging.getLogger("safebot.service")
+
+MAX_EFFECTS = 8  # effects a turn may chain; a flow that needs more is broken
+
+LANE_QUICK_EXIT, LANE_URGENT, LANE_NORMAL = 0, 1, 2
 
 
 def utcnow() -> dt.datetime:
@@ -48,12 +70,83 @@ class ServerSecrets:
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """One update as a channel hands it over, before it is stored in the inbox."""
+
+    update_id: int
+    channel: str
+    user_id: str
+    chat: ChatAddress
+    event: Event
+    incoming_message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A committed outbox row, decoded: what the outbox sender delivers."""
+
+    id: int
+    chat_key: str
+    lane: int
+    kind: str  # "send" or "quick_exit"
+    chat: ChatAddress
+    replies: tuple[Reply, ...]
+    incoming: tuple[int, ...] = ()
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
 class Turn:
     replies: tuple[Reply, ...] = ()
     chat_key: str = ""
     delete_message_ids: tuple[int, ...] = ()
     duplicate: bool = False
     request_stored: bool = False
+    outbox: tuple[Queued, ...] = ()
+    # Quick exit or forget: something was deleted that must leave the disk now.
+    wiped: bool = False
+    lane: int = LANE_NORMAL  # the lane of the inbox update it handled
+
+
+class _SubmitFailed(Exception):
+    pass
+
+
+@dataclass
+class _Attempt:
+    """Set once a turn reaches the submission: a failure from then on, the commit included,
+    means the request was not stored and the person must be told so."""
+
+    submitting: bool = False
+
+
+@dataclass
+class _TurnState:
+    state: ConversationState
+    replies: list[Reply] = field(default_factory=list)
+    quick_exit: bool = False
+    forget: bool = False
+    stored: bool = False
+
+
+def reply_to_json(reply: Reply) -> dict[str, object]:
+    return {
+        "html": reply.html,
+        "buttons": [[[b.label, b.data] for b in row] for row in reply.buttons],
+        "protect": reply.protect,
+        "rtl": reply.rtl,
+    }
+
+
+def reply_from_json(data: dict[str, object]) -> Reply:
+    rows = data.get("buttons") or []
+    assert isinstance(rows, list)
+    return Reply(
+        html=str(data["html"]),
+        buttons=tuple(tuple(Button(str(b[0]), str(b[1])) for b in row) for row in rows),
+        protect=bool(data.get("protect", True)),
+        rtl=bool(data.get("rtl", False)),
+    )
 
 
 class ConversationService:
@@ -75,6 +168,7 @@ class ConversationService:
         self.state_ttl = state_ttl
         self.draft_ttl = draft_ttl
         self._clock = clock
+        self._urgent_steps = frozenset(s.id for s in ctx.flow.steps.values() if s.urgent)
 
     def clock(self) -> dt.datetime:
         # Always UTC: SQLite keeps no offset, and sealed requests bind their creation time.
@@ -86,6 +180,108 @@ class ConversationService:
     def owner_key(self, channel: str, user_id: str) -> str:
         return keyed_hash(self.secrets.user_hash_key, f"owner:{channel}", user_id)
 
+    def lane_of(self, event: Event) -> int:
+        """How urgently an update is handled, ahead of other people's: quick exit first, then
+        whatever opens an emergency screen, then everything else."""
+        if isinstance(event, QuickExitRequested) or (
+            isinstance(event, ButtonPressed) and event.data == "x"
+        ):
+            return LANE_QUICK_EXIT
+        if isinstance(event, ButtonPressed) and event.data.startswith("g:"):
+            if event.data[2:] in self._urgent_steps:
+                return LANE_URGENT
+        if isinstance(event, CommandReceived) and event.name in {"help", "sos"}:
+            return LANE_URGENT
+        return LANE_NORMAL
+
+    # ---- the inbox ---------------------------------------------------------------------
+
+    async def receive(self, updates: Sequence[Incoming]) -> list[tuple[str, int]]:
+        """Store updates durably (one transaction); only then may the channel tell the
+        messenger they arrived. Returns (chat key, lane) for each, for the inbox scheduler."""
+        stored: list[delivery.Received] = []
+        for u in updates:
+            chat_key = self.chat_key(u.channel, u.user_id)
+            body = {
+                "channel": u.channel,
+                "user": u.user_id,
+                "chat": u.chat,
+                "event": event_to_json(u.event),
+                "incoming": u.incoming_message_id,
+            }
+            payload = seal_json(self.secrets.draft_key, "inbox:" + chat_key, body)
+            stored.append(delivery.Received(u.update_id, chat_key, self.lane_of(u.event), payload))
+        async with transaction(self.sessions) as session:
+            await delivery.store_updates(session, stored, self.clock())
+        return [(r.chat_key, r.lane) for r in stored]
+
+    async def run_next(self, chat_key: str) -> Turn | None:
+        """Handle the chat's oldest stored update; None when the inbox holds none for it."""
+        attempt = _Attempt()
+        try:
+            return await self._run_next(chat_key, attempt, submit_failed=False)
+        except Exception:
+            if not attempt.submitting:
+                raise
+            log.warning("submission rolled back; the turn runs again as not sent")
+            return await self._run_next(chat_key, _Attempt(), submit_failed=True)
+
+    async def _run_next(
+        self, chat_key: str, attempt: _Attempt, *, submit_failed: bool
+    ) -> Turn | None:
+        now = self.clock()
+        async with transaction(self.sessions) as session:
+            await queries.lock_chat(session, chat_key)
+            row = await delivery.pop_update(session, chat_key)
+            if row is None:
+                return None
+            if not await queries.claim_update(session, row.update_id, now):
+                return Turn(chat_key=chat_key, duplicate=True, lane=row.lane)
+            body = open_json(self.secrets.draft_key, "inbox:" + chat_key, row.payload)
+            event = event_from_json(body.get("event")) if body else None
+            if body is None or event is None:
+                # Sealed under a server key that has since changed: nothing can be done with it.
+                log.warning("inbox update that does not open dropped")
+                return Turn(chat_key=chat_key, duplicate=True, lane=row.lane)
+            incoming = body.get("incoming")
+            turn = await self._turn(
+                session,
+                chat_key,
+                str(body["channel"]),
+                str(body["user"]),
+                event,
+                now,
+                [incoming] if isinstance(incoming, int) else [],
+                deliver_to=body["chat"],
+                attempt=attempt,
+                submit_failed=submit_failed,
+            )
+        await self._after_commit(turn)
+        return replace(turn, lane=row.lane)
+
+    async def give_up(self, chat_key: str, apology: Reply | None) -> bool:
+        """A turn that keeps failing: drop its update so the person's next one can run, and
+        queue an apology. Returns False if even that could not be stored."""
+        try:
+            async with transaction(self.sessions) as session:
+                await queries.lock_chat(session, chat_key)
+                row = await delivery.pop_update(session, chat_key)
+                if row is None:
+                    return True
+                await queries.claim_update(session, row.update_id, self.clock())
+                body = open_json(self.secrets.draft_key, "inbox:" + chat_key, row.payload)
+                if body is not None and apology is not None:
+                    await self._queue(session, chat_key, body["chat"], [apology], LANE_NORMAL)
+            return True
+        except Exception:
+            log.exception("could not drop a failing update")
+            return False
+
+    def opened(self, chat_key: str, payload: bytes) -> dict[str, object] | None:
+        return open_json(self.secrets.draft_key, "inbox:" + chat_key, payload)
+
+    # ---- a turn without the inbox (terminal chat, tests) -----------------------------------
+
     async def handle(
         self,
         channel: str,
@@ -94,6 +290,28 @@ class ConversationService:
         *,
         update_id: int | None = None,
         incoming_message_id: int | None = None,
+        deliver_to: ChatAddress | None = None,
+    ) -> Turn:
+        attempt = _Attempt()
+        args = (channel, user_id, event, update_id, incoming_message_id, deliver_to)
+        try:
+            return await self._handle(*args, attempt, False)
+        except Exception:
+            if not attempt.submitting:
+                raise
+            log.warning("submission rolled back; the turn runs again as not sent")
+            return await self._handle(*args, _Attempt(), True)
+
+    async def _handle(
+        self,
+        channel: str,
+        user_id: str,
+        event: Event,
+        update_id: int | None,
+        incoming_message_id: int | None,
+        deliver_to: ChatAddress | None,
+        attempt: _Attempt,
+        submit_failed: bool,
     ) -> Turn:
         chat_key = self.chat_key(channel, user_id)
         now = self.clock()
@@ -102,26 +320,19 @@ class ConversationService:
             if update_id is not None and not await queries.claim_update(session, update_id, now):
                 return Turn(chat_key=chat_key, duplicate=True)
             await queries.lock_chat(session, chat_key)
-            row = await queries.load_conversation(session, chat_key, now)
-            state = self._restore(row, chat_key)
-            outcome = step(self.ctx, state, event)
-            log.info(
-                "turn event=%s step=%s->%s", type(event).__name__, state.step, outcome.state.step
+            turn = await self._turn(
+                session,
+                chat_key,
+                channel,
+                user_id,
+                event,
+                now,
+                incoming,
+                deliver_to=deliver_to,
+                attempt=attempt,
+                submit_failed=submit_failed,
             )
-            effect = outcome.effects[0] if outcome.effects else None
-
-            if isinstance(effect, SubmitRequest):
-                # Commit 1 of 2: the conversation is now visibly "submitting".
-                await self._save(session, chat_key, row, outcome.state, now, incoming)
-            else:
-                turn = await self._finish(
-                    session, chat_key, user_id, channel, row, outcome, now, incoming
-                )
-        if isinstance(effect, SubmitRequest):
-            return await self._submit(chat_key, channel, user_id, outcome, effect)
-        if isinstance(effect, ForgetMe | DeleteConversation) and self.engine is not None:
-            # Deleted rows and drafts must leave the disk now, not at the next purge.
-            await checkpoint(self.engine)
+        await self._after_commit(turn)
         return turn
 
     async def messages_deleted(self, chat_key: str, message_ids: Sequence[int]) -> None:
@@ -138,56 +349,102 @@ class ConversationService:
         async with transaction(self.sessions) as session:
             await queries.remember_messages(session, chat_key, message_ids, self.clock())
 
-    # ---- internals ---------------------------------------------------------------------
+    # ---- the turn ------------------------------------------------------------------------
 
-    def _restore(self, row: Conversation | None, chat_key: str) -> ConversationState:
-        if row is None:
-            return initial_state(self.ctx.flow)
-        draft = open_draft(self.secrets.draft_key, chat_key, row.draft)
-        return ConversationState.restore({f: getattr(row, f) for f in ROUTING_FIELDS}, draft)
-
-    async def _finish(
+    async def _turn(
         self,
         session: AsyncSession,
         chat_key: str,
-        user_id: str,
         channel: str,
-        row: Conversation | None,
-        outcome: Outcome,
+        user_id: str,
+        event: Event,
         now: dt.datetime,
         incoming: list[int],
+        *,
+        deliver_to: ChatAddress | None,
+        attempt: _Attempt,
+        submit_failed: bool,
     ) -> Turn:
-        replies = list(outcome.replies)
-        to_delete: tuple[int, ...] = ()
-        state = outcome.state
-        forget = False
-        for effect in outcome.effects:
-            if isinstance(effect, DeleteConversation):
-                # The ids stay recorded until the channel reports them deleted: if Telegram's
-                # delete fails, the next quick exit tries again.
-                await queries.remember_messages(session, chat_key, incoming, now)
-                to_delete = tuple(await queries.chat_message_ids(session, chat_key, now))
-                incoming = []
-            follow = await self._perform(session, effect, chat_key, channel, user_id, now)
-            if follow is not None:
-                after = step(self.ctx, state, follow)
-                replies.extend(after.replies)
-                state = after.state
-            forget = forget or isinstance(effect, ForgetMe)
-        if forget:
+        row = await queries.load_conversation(session, chat_key, now)
+        state = self._restore(row, chat_key)
+        outcome = step(self.ctx, state, event)
+        log.info("turn event=%s step=%s->%s", type(event).__name__, state.step, outcome.state.step)
+        acc = _TurnState(outcome.state, list(outcome.replies))
+        attempt.submitting = any(isinstance(e, SubmitRequest) for e in outcome.effects)
+        await self._dispatch(session, acc, outcome, chat_key, channel, user_id, now, submit_failed)
+
+        delete_ids: tuple[int, ...] = ()
+        if acc.quick_exit:
+            # Every reply still waiting for this chat is dropped: nothing may reach the screen
+            # after quick exit. The incoming message is part of what must go.
+            await delivery.drop_outgoing(session, chat_key)
+            await queries.remember_messages(session, chat_key, incoming, now)
+            incoming = []
+            if deliver_to is None:
+                delete_ids = tuple(await delivery.known_ids(session, chat_key, now))
+        if acc.forget:
             await queries.delete_conversation(session, chat_key)
+            await queries.remember_messages(session, chat_key, incoming, now)
         else:
-            await self._save(session, chat_key, row, state, now, incoming)
-        return Turn(tuple(replies), chat_key, delete_message_ids=to_delete)
+            await self._save(session, chat_key, row, acc.state, now, incoming)
+
+        replies = coalesce(tuple(acc.replies))
+        queued: tuple[Queued, ...] = ()
+        if deliver_to is not None:
+            if acc.quick_exit:
+                queued = await self._queue_quick_exit(session, chat_key, deliver_to, replies)
+            else:
+                lane = LANE_URGENT if acc.state.step in self._urgent_steps else LANE_NORMAL
+                queued = await self._queue(session, chat_key, deliver_to, replies, lane)
+        return Turn(
+            replies,
+            chat_key,
+            delete_message_ids=delete_ids,
+            request_stored=acc.stored,
+            outbox=queued,
+            wiped=acc.quick_exit or acc.forget,
+        )
+
+    async def _dispatch(
+        self,
+        session: AsyncSession,
+        acc: _TurnState,
+        outcome: Outcome,
+        chat_key: str,
+        channel: str,
+        user_id: str,
+        now: dt.datetime,
+        submit_failed: bool,
+    ) -> None:
+        """Run every effect, feeding each result back to the engine; effects that the engine
+        asks for in reply are run too, up to MAX_EFFECTS."""
+        todo: deque[Effect] = deque(outcome.effects)
+        done = 0
+        while todo:
+            if done >= MAX_EFFECTS:
+                log.error("turn asked for more than %d effects; the rest are not run", done)
+                break
+            effect = todo.popleft()
+            done += 1
+            follow = await self._perform(
+                session, effect, acc, chat_key, channel, user_id, now, submit_failed
+            )
+            if follow is not None:
+                after = step(self.ctx, acc.state, follow)
+                acc.replies.extend(after.replies)
+                acc.state = after.state
+                todo.extend(after.effects)
 
     async def _perform(
         self,
         session: AsyncSession,
         effect: Effect,
+        acc: _TurnState,
         chat_key: str,
         channel: str,
         user_id: str,
         now: dt.datetime,
+        submit_failed: bool,
     ) -> Event | None:
         if isinstance(effect, CheckStatus):
             status = await queries.status_by_reference(
@@ -197,69 +454,118 @@ class ConversationService:
         if isinstance(effect, ForgetMe):
             result = await queries.forget_requests(session, self.owner_key(channel, user_id), now)
             log.info("forget deleted=%d withdrawn=%d", result.deleted, result.withdrawn)
+            acc.forget = True
             return Forgotten(withdrawn=result.withdrawn > 0)
-        return None  # DeleteConversation is the channel's job, after the commit
+        if isinstance(effect, DeleteConversation):
+            acc.quick_exit = True
+            return None
+        if isinstance(effect, SubmitRequest):
+            if submit_failed:
+                return RequestFailed()
+            return await self._submit(session, effect, acc, channel, user_id, now)
+        log.error("unknown effect %s not run", type(effect).__name__)
+        return None
 
     async def _submit(
-        self, chat_key: str, channel: str, user_id: str, first: Outcome, effect: SubmitRequest
-    ) -> Turn:
+        self,
+        session: AsyncSession,
+        effect: SubmitRequest,
+        acc: _TurnState,
+        channel: str,
+        user_id: str,
+        now: dt.datetime,
+    ) -> Event:
         deployment = self.ctx.deployment
-        org = deployment.organisation(effect.organisation or deployment.default_organisation)
         try:
-            async with transaction(self.sessions) as session:
-                now = self.clock()
-                await queries.lock_chat(session, chat_key)
-                row = await queries.load_conversation(session, chat_key, now)
-                if row is None or row.step != first.state.step or row.seq != first.state.seq:
-                    # Another process took this person's next update between the two commits
-                    # and has already told them the request was not sent: store nothing.
-                    log.warning("submission superseded by a newer turn; nothing stored")
-                    return Turn(first.replies, chat_key)
-                stored = await store_request(
-                    session,
-                    NewRequest(
-                        answers=effect.answers,
-                        language=effect.language,
-                        urgent=effect.urgent,
-                        organisation=org.id,
-                    ),
-                    owner_key=self.owner_key(channel, user_id),
-                    lookup_key=self.secrets.lookup_key,
-                    now=now,
-                    retention=dt.timedelta(days=deployment.retention_days),
-                    notify=org.notify_chat_id is not None,
-                )
-                done = step(self.ctx, first.state, RequestStored(stored.reference))
-                await self._save(session, chat_key, row, done.state, now, [])
-        except Exception:
-            log.exception("request could not be stored")
-            return await self._submit_failed(chat_key, first)
-        # Commit 2 of 2 has happened: only now may the victim read "received". Nothing after
-        # this point may turn it into a failure.
+            org = deployment.organisation(effect.organisation or deployment.default_organisation)
+            stored = await store_request(
+                session,
+                NewRequest(
+                    answers=effect.answers,
+                    language=effect.language,
+                    urgent=effect.urgent,
+                    organisation=org.id,
+                ),
+                owner_key=self.owner_key(channel, user_id),
+                lookup_key=self.secrets.lookup_key,
+                now=now,
+                retention=dt.timedelta(days=deployment.retention_days),
+                notify=org.notify_chat_id is not None,
+            )
+        except Exception as exc:
+            # The transaction may be unusable now: roll all of it back and run the turn again,
+            # telling the person it was NOT sent.
+            log.error("request could not be stored: %s", type(exc).__name__)
+            raise _SubmitFailed from exc
         log.info("request stored urgent=%s", effect.urgent)
-        if self.engine is not None:
-            try:
-                # The draft's old versions must not outlive the request in the WAL.
-                await checkpoint(self.engine)
-            except Exception:
-                log.exception("checkpoint after a stored request failed; the next purge retries")
-        return Turn((*first.replies, *done.replies), chat_key, request_stored=True)
+        acc.stored = True
+        return RequestStored(stored.reference)
 
-    async def _submit_failed(self, chat_key: str, first: Outcome) -> Turn:
-        failed = step(self.ctx, first.state, RequestFailed())
+    async def _after_commit(self, turn: Turn) -> None:
+        if self.engine is None or not (turn.request_stored or turn.wiped):
+            return
         try:
-            async with transaction(self.sessions) as session:
-                now = self.clock()
-                await queries.lock_chat(session, chat_key)
-                row = await queries.load_conversation(session, chat_key, now)
-                # Only if no newer turn has moved on in the meantime.
-                if row is not None and (row.step, row.seq) == (first.state.step, first.state.seq):
-                    await self._save(session, chat_key, row, failed.state, now, [])
+            # Deleted rows and old draft versions must leave the disk now, not at the next purge.
+            await checkpoint(self.engine)
         except Exception:
-            # The victim is still told it failed; the stored `submitting` state says so
-            # again on their next message.
-            log.exception("could not record the failed submission")
-        return Turn((*first.replies, *failed.replies), chat_key)
+            log.exception("checkpoint failed; the next purge retries")
+
+    # ---- outbox rows -------------------------------------------------------------------
+
+    async def _queue(
+        self,
+        session: AsyncSession,
+        chat_key: str,
+        chat: ChatAddress,
+        replies: Sequence[Reply],
+        lane: int,
+    ) -> tuple[Queued, ...]:
+        items = [
+            delivery.Outgoing(
+                "send", lane, self._seal_out(chat_key, {"chat": chat, "reply": reply_to_json(r)})
+            )
+            for r in replies
+        ]
+        rows = await delivery.add_outgoing(session, chat_key, items, self.clock())
+        return tuple(
+            Queued(row.id, chat_key, lane, "send", chat, (r,))
+            for row, r in zip(rows, replies, strict=True)
+        )
+
+    async def _queue_quick_exit(
+        self, session: AsyncSession, chat_key: str, chat: ChatAddress, replies: Sequence[Reply]
+    ) -> tuple[Queued, ...]:
+        body = {"chat": chat, "replies": [reply_to_json(r) for r in replies]}
+        item = delivery.Outgoing("quick_exit", LANE_QUICK_EXIT, self._seal_out(chat_key, body))
+        (row,) = await delivery.add_outgoing(session, chat_key, [item], self.clock())
+        return (Queued(row.id, chat_key, LANE_QUICK_EXIT, "quick_exit", chat, tuple(replies)),)
+
+    def _seal_out(self, chat_key: str, body: Mapping[str, object]) -> bytes:
+        return seal_json(self.secrets.draft_key, "outbox:" + chat_key, body)
+
+    def open_queued(self, row: OutboxItem) -> Queued | None:
+        """An outbox row read back after a restart."""
+        body = open_json(self.secrets.draft_key, "outbox:" + row.chat_key, row.payload)
+        if body is None:
+            return None
+        if row.kind == "quick_exit":
+            raw = body.get("replies") or []
+            replies = tuple(reply_from_json(r) for r in raw) if isinstance(raw, list) else ()
+        else:
+            replies = (reply_from_json(body["reply"]),)
+        chat = body["chat"]
+        assert isinstance(chat, int | str)
+        return Queued(
+            row.id, row.chat_key, row.lane, row.kind, chat, replies, attempts=row.attempts
+        )
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def _restore(self, row: Conversation | None, chat_key: str) -> ConversationState:
+        if row is None:
+            return initial_state(self.ctx.flow)
+        draft = open_draft(self.secrets.draft_key, chat_key, row.draft)
+        return ConversationState.restore({f: getattr(row, f) for f in ROUTING_FIELDS}, draft)
 
     async def _save(
         self,

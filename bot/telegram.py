@@ -1,16 +1,25 @@
-"""The Telegram channel: updates in, events to the engine, replies out.
+"""The Telegram channel: updates in (translated and checked), replies out.
 
-Only private chats are served. Every update is translated into one engine event by
-`to_event` (pure); every reply is sent as HTML with an inline keyboard. Telegram ids go no
-further than the keyed hash the service computes; nothing here logs them or any text.
+In: `incoming(update)` turns one Telegram update into what the inbox stores (an engine event
+plus where to answer), or None for updates that need no answer (other chat types, unknown
+kinds). Values of the wrong type, out-of-range ids and the like are refused here, before the
+engine sees them.
+
+Out: `TelegramChannel` is the `bot.channel.Channel` for the outbox: it sends one reply as HTML
+with an inline keyboard, deletes up to 100 ids at once, answers a press, and maps Telegram's
+failures onto the three kinds the outbox handles. Telegram ids go no further than the keyed
+hash the service computes and the sealed inbox and outbox rows; nothing here logs them or any
+text.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeAllPrivateChats,
     InlineKeyboardButton,
@@ -20,12 +29,18 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import Application, ApplicationBuilder
 
-from bot.processor import PerChatUpdateProcessor
-from bot.ratelimit import InMemorySendBudget, RetryingRateLimiter
-from bot.service import ConversationService
+from bot.channel import ChatAddress, MaybeDelivered, RetryLater, Undeliverable
+from bot.ratelimit import RetryingRateLimiter, retry_after_seconds
+from bot.service import Incoming
 from bot.transport import AiohttpRequest
 from flows.definition import CALLBACK_DATA_MAX_BYTES
 from flows.engine import Context
@@ -38,14 +53,14 @@ from flows.events import (
     Started,
     TextReceived,
 )
-from flows.i18n import negotiate
 from flows.replies import Reply
 
 log = logging.getLogger("safebot.telegram")
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
-DELETE_BATCH = 100  # deleteMessages takes 1-100 ids
+MAX_ID = 2**53  # Telegram's ids fit in 52 bits; anything larger is forged
+MAX_TEXT = 4096 * 4  # a Telegram message is at most 4096 UTF-16 units
 _NON_TEXT_KINDS = (
     "photo",
     "sticker",
@@ -64,23 +79,63 @@ _NON_TEXT_KINDS = (
 )
 
 
+class BadUpdate(ValueError):
+    """An update that cannot have come from Telegram (wrong types, impossible ids)."""
+
+
+def _id(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < MAX_ID:
+        raise BadUpdate("id")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise BadUpdate("text")
+    return value
+
+
+def incoming(update: Update) -> Incoming | None:
+    """What the inbox stores for this update; None if it needs no answer.
+    Raises BadUpdate for values Telegram would never send."""
+    update_id = _id(update.update_id)
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None or user is None or chat.type != ChatType.PRIVATE:
+        return None
+    event = to_event(update)
+    if event is None:
+        return None
+    message_id = update.message.message_id if update.message is not None else None
+    return Incoming(
+        update_id=update_id,
+        channel=CHANNEL,
+        user_id=str(_id(user.id)),
+        chat=_id(chat.id),
+        event=event,
+        incoming_message_id=None if message_id is None else _id(message_id),
+    )
+
+
 def to_event(update: Update) -> Event | None:
     """The engine event an update stands for; None for updates that need no answer."""
     if update.callback_query is not None:
-        return ButtonPressed(update.callback_query.data or "")
+        data = update.callback_query.data
+        return ButtonPressed(_text(data) if data is not None else "")
     if update.edited_message is not None:
         return NonTextReceived("edited")
     message = update.message
     if message is None:
         return None
     if message.text is not None:
-        command = _command(message)
+        text = _text(message.text)
+        command = _command(message, text)
         if command is None:
-            return TextReceived(message.text)
+            return TextReceived(text)
         name, argument = command
         if name == "start":
             user = message.from_user
-            return Started(payload=argument, language_hint=user.language_code if user else None)
+            hint = user.language_code if user else None
+            return Started(payload=argument, language_hint=hint if isinstance(hint, str) else None)
         if name == "exit":
             return QuickExitRequested()
         return CommandReceived(name, argument)
@@ -88,14 +143,20 @@ def to_event(update: Update) -> Event | None:
     return NonTextReceived(kind)
 
 
-def _command(message: Message) -> tuple[str, str] | None:
+def _command(message: Message, text: str) -> tuple[str, str] | None:
     """A bot command at offset 0, as Telegram marks it with an entity."""
-    text = message.text or ""
     for entity in message.entities or ():
         if entity.type == "bot_command" and entity.offset == 0:
+            if not isinstance(entity.length, int) or not 1 < entity.length <= len(text):
+                return None
             name = text[1 : entity.length].split("@", 1)[0].lower()
             return name, text[entity.length :].strip()
     return None
+
+
+def press_id(update: Update) -> str | None:
+    query = update.callback_query
+    return query.id if query is not None and isinstance(query.id, str) else None
 
 
 def markup(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -111,120 +172,71 @@ def markup(reply: Reply) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(rows)
 
 
+def _classify(exc: TelegramError) -> Exception:
+    if isinstance(exc, RetryAfter):
+        return RetryLater("429", retry_after_seconds(exc))
+    if isinstance(exc, Forbidden):
+        return Undeliverable("forbidden")
+    if isinstance(exc, BadRequest):
+        return Undeliverable("bad_request")
+    if isinstance(exc, NetworkError):
+        # Time-outs, lost connections and 5xx: Telegram may have delivered it anyway.
+        return MaybeDelivered(type(exc).__name__)
+    return MaybeDelivered("telegram_error")
+
+
 class TelegramChannel:
-    def __init__(self, service: ConversationService) -> None:
-        self.service = service
+    """`bot.channel.Channel` over python-telegram-bot's `Bot`."""
 
-    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat, user = update.effective_chat, update.effective_user
-        if chat is None or user is None or chat.type != ChatType.PRIVATE:
-            return
-        event = to_event(update)
-        if event is None:
-            return
-        incoming = update.message.message_id if update.message is not None else None
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def deliver(self, chat: ChatAddress, reply: Reply) -> int:
         try:
-            turn = await self.service.handle(
-                CHANNEL,
-                str(user.id),
-                event,
-                update_id=update.update_id,
-                incoming_message_id=incoming,
+            message = await self.bot.send_message(
+                chat,
+                reply.html,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup(reply),
+                protect_content=reply.protect,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
-        except Exception:
-            # Nothing was committed. Say so rather than stay silent: the person may have just
-            # pressed Send, and must never think a request went through when it did not.
-            await context.bot.send_message(chat.id, self.apology(user.language_code))
-            raise
-        if turn.duplicate:
-            log.info("duplicate update ignored")
-            return
-        if update.callback_query is not None:
-            # Answered after the turn (a database round trip), so that a redelivered update,
-            # already answered the first time, is not answered twice. The client shows a
-            # spinner until then.
-            try:
-                await update.callback_query.answer()
-            except BadRequest:
-                pass  # too old: Telegram gave up waiting
-        bot = context.bot
-        if turn.delete_message_ids:
-            deleted = await self.delete_messages(context, chat.id, turn.delete_message_ids)
-            await self.service.messages_deleted(turn.chat_key, deleted)
-        sent: list[int] = []
+        except TelegramError as exc:
+            raise _classify(exc) from None
+        return int(message.message_id)
+
+    async def delete(self, chat: ChatAddress, message_ids: Sequence[int]) -> None:
         try:
-            for reply in turn.replies:
-                message = await bot.send_message(
-                    chat.id,
-                    reply.html,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup(reply),
-                    protect_content=reply.protect,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
-                )
-                sent.append(message.message_id)
-        finally:
-            await self.service.remember_sent(turn.chat_key, sent)
-        if turn.request_stored:
-            notifier = context.bot_data.get("notices")
-            if notifier is not None:
-                notifier.wake()
+            await self.bot.delete_messages(chat, list(message_ids))
+        except TelegramError as exc:
+            raise _classify(exc) from None
 
-    def apology(self, language_code: str | None) -> str:
-        ctx = self.service.ctx
-        language = negotiate(
-            language_code, ctx.deployment.languages, ctx.deployment.default_language
-        )
-        return ctx.catalogs.get(language).gettext(ctx.flow.string("turn_failed"))
-
-    async def delete_messages(
-        self, context: ContextTypes.DEFAULT_TYPE, chat_id: int, ids: Sequence[int]
-    ) -> list[int]:
-        """Delete in batches; return the ids whose batch Telegram accepted."""
-        unique = sorted(set(ids))
-        done: list[int] = []
-        for start in range(0, len(unique), DELETE_BATCH):
-            batch = unique[start : start + DELETE_BATCH]
-            try:
-                await context.bot.delete_messages(chat_id, batch)
-                done += batch
-            except TelegramError as exc:
-                # Too old (48 h) or already gone: the neutral line still tells the person how
-                # to delete the chat from the device.
-                log.warning("delete_messages failed: %s", type(exc).__name__)
-        return done
+    async def acknowledge(self, press_id: str) -> None:
+        try:
+            await self.bot.answer_callback_query(press_id)
+        except TelegramError as exc:
+            # Too old, or answered already (a redelivered update): nothing to do.
+            log.debug("press not acknowledged: %s", type(exc).__name__)
 
 
-def build_application(
-    token: str,
-    api_base_url: str,
-    channel: TelegramChannel,
-    *,
-    chat_send_rate: float = 1.0,
-) -> Application:  # type: ignore[type-arg]
-    builder = (
+def build_application(token: str, api_base_url: str) -> Application:  # type: ignore[type-arg]
+    """PTB's Application as the Bot API client: transports and 429 handling. Updates do not
+    go through its handlers: the durable inbox and the turn runner own them."""
+    builder: Any = (
         ApplicationBuilder()
         .token(token)
         .base_url(api_base_url)
         .base_file_url(api_base_url.replace("/bot", "/file/bot", 1))
-        .request(AiohttpRequest())
+        .request(AiohttpRequest(connection_pool_size=64))
         .get_updates_request(AiohttpRequest(read_timeout=40.0))
-        .concurrent_updates(PerChatUpdateProcessor(256))
-        .rate_limiter(RetryingRateLimiter(InMemorySendBudget(chat_rate=chat_send_rate)))
-        # No PTB persistence: state lives in safebot's database, written in each turn.
+        # The outbox paces and retries replies itself, so the limiter neither paces nor
+        # retries: a 429 reaches the caller (the outbox, or the notices' own retry).
+        .rate_limiter(RetryingRateLimiter(max_retries=0, paced=False))
         .arbitrary_callback_data(False)
+        .updater(None)
     )
-    # No PTB Updater in either mode: polling confirms updates only once they are handled
-    # (bot/polling.py); webhooks arrive through the project's own aiohttp server.
-    application = builder.updater(None).build()
-    application.add_handler(TypeHandler(Update, channel.on_update))
-    application.add_error_handler(_on_error)
+    application: Application = builder.build()  # type: ignore[type-arg]
     return application
-
-
-async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    # The exception's type only: messages may carry request parameters.
-    log.error("update handling failed: %s", type(context.error).__name__)
 
 
 async def set_commands(application: Application, ctx: Context) -> None:  # type: ignore[type-arg]

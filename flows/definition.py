@@ -130,6 +130,8 @@ class Step:
     summary_label: str = ""
     when: Condition | None = None
     protect: bool = True
+    # An emergency screen: delivered ahead of ordinary replies to everyone.
+    urgent: bool = False
 
 
 @dataclass(frozen=True)
@@ -333,6 +335,7 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
         optional=bool(raw.get("optional", False)),
         max_length=int(raw.get("max_length", 200)),
         summary_label=str(raw.get("summary_label", "")),
+        urgent=bool(raw.get("urgent", False)),
         when=when,
         protect=bool(raw.get("protect", True)),
     )

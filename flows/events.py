@@ -78,3 +78,42 @@ class Forgotten(Event):
     """The edges removed what the victim asked to be forgotten."""
 
     withdrawn: bool = False
+
+
+# ---- codec: events cross the durable inbox as plain JSON ------------------------------------
+
+_PERSON_EVENTS: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        Started,
+        CommandReceived,
+        ButtonPressed,
+        TextReceived,
+        NonTextReceived,
+        QuickExitRequested,
+    )
+}
+
+
+def event_to_json(event: Event) -> dict[str, object]:
+    """What the person did, as JSON (only the events a channel produces)."""
+    name = type(event).__name__
+    if name not in _PERSON_EVENTS:
+        raise ValueError(f"{name} is not a person's event")
+    return {"type": name, **{k: v for k, v in vars(event).items()}}
+
+
+def event_from_json(data: object) -> Event | None:
+    """The event back; None for anything that does not decode to one exactly."""
+    if not isinstance(data, dict):
+        return None
+    cls = _PERSON_EVENTS.get(str(data.get("type")))
+    if cls is None:
+        return None
+    fields = {k: v for k, v in data.items() if k != "type"}
+    if not all(isinstance(v, str) or v is None for v in fields.values()):
+        return None
+    try:
+        return cls(**fields)
+    except TypeError:
+        return None

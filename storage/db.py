@@ -48,6 +48,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Transactions are begun by SQLAlchemy (below), not by the driver's guesswork.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             for pragma in (
                 "PRAGMA journal_mode=WAL",
@@ -58,6 +60,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             ):
                 cur.execute(pragma)
             cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                return  # checkpoints run outside any transaction
+            # Take the write lock at the start: a turn reads, then writes, and a deferred
+            # transaction that another writer overtook fails at once with SQLITE_BUSY instead
+            # of waiting its turn under busy_timeout.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
@@ -71,7 +82,8 @@ async def checkpoint(engine: AsyncEngine) -> None:
     """Fold the WAL into the main file and truncate it, so deleted bytes leave the disk."""
     if is_sqlite(engine):
         async with engine.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await auto.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @asynccontextmanager

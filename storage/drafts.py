@@ -1,8 +1,9 @@
-"""Drafts of contact requests, encrypted at rest with the server's draft key.
+"""Small JSON documents encrypted at rest with the server's draft key: drafts of contact
+requests, and the inbox and outbox rows that carry an update's or a reply's text.
 
-The chat key is the associated data, so a draft copied to another person's row does not open.
-A draft that does not open (the key was lost or rotated) is treated as absent: the person
-starts the form again, nothing crashes.
+The label (the chat key, prefixed by what the blob is) is the associated data, so a blob copied
+to another person's row, or from the inbox into the outbox, does not open. A blob that does not
+open (the key was lost or rotated) is treated as absent: nothing crashes.
 """
 
 from __future__ import annotations
@@ -18,18 +19,26 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 _VERSION = b"\x01"
 
 
-def seal_draft(key: bytes, chat_key: str, draft: Mapping[str, Any]) -> bytes:
+def seal_json(key: bytes, label: str, value: Mapping[str, Any]) -> bytes:
     nonce = os.urandom(12)
-    plaintext = json.dumps(draft, separators=(",", ":"), ensure_ascii=False).encode()
-    return _VERSION + nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, chat_key.encode())
+    plaintext = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _VERSION + nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, label.encode())
 
 
-def open_draft(key: bytes, chat_key: str, blob: bytes | None) -> dict[str, Any] | None:
+def open_json(key: bytes, label: str, blob: bytes | None) -> dict[str, Any] | None:
     if not blob or blob[:1] != _VERSION or len(blob) < 29:
         return None
     try:
-        plaintext = ChaCha20Poly1305(key).decrypt(blob[1:13], blob[13:], chat_key.encode())
+        plaintext = ChaCha20Poly1305(key).decrypt(blob[1:13], blob[13:], label.encode())
     except InvalidTag:
         return None
     value = json.loads(plaintext)
     return value if isinstance(value, dict) else None
+
+
+def seal_draft(key: bytes, chat_key: str, draft: Mapping[str, Any]) -> bytes:
+    return seal_json(key, chat_key, draft)
+
+
+def open_draft(key: bytes, chat_key: str, blob: bytes | None) -> dict[str, Any] | None:
+    return open_json(key, chat_key, blob)

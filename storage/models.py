@@ -110,3 +110,51 @@ class Notice(Base):
 
 
 Index("ix_notices_unsent", Notice.sent_at, Notice.id)
+
+
+class InboxUpdate(Base):
+    """An update stored before Telegram is told it arrived (durable inbox). The update is
+    sealed under the server's draft key (it carries text, names and ids); the row is deleted
+    in the same transaction as the turn that handles it."""
+
+    __tablename__ = "inbox"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_key: Mapped[str] = mapped_column(String(64), index=True)
+    # 0 quick exit, 1 emergency, 2 everything else: served first across people.
+    lane: Mapped[int] = mapped_column(Integer, default=2)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxItem(Base):
+    """A reply or a quick exit, committed with the turn that made it and delivered afterwards
+    (durable outbox). The payload (chat id, text, buttons) is sealed under the draft key and
+    the row is deleted once Telegram confirms delivery."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_key: Mapped[str] = mapped_column(String(64))
+    lane: Mapped[int] = mapped_column(Integer, default=2)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+Index("ix_outbox_chat", OutboxItem.chat_key, OutboxItem.id)
+
+
+class SendGap(Base):
+    """A send whose answer never came back: Telegram may have delivered it, so quick exit
+    deletes every id between the chat's known ids around it (`after_id` < id < `before_id`;
+    `before_id` is filled in by the next id the chat learns)."""
+
+    __tablename__ = "send_gaps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chat_key: Mapped[str] = mapped_column(String(64), index=True)
+    after_id: Mapped[int] = mapped_column(BigInteger)
+    before_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    Base,
     ChatMessage,
     ContactRequest,
     Conversation,
@@ -28,11 +30,16 @@ MAX_NOTICE_ATTEMPTS = 10
 # ---- updates and ordering -------------------------------------------------------------------
 
 
-async def claim_update(session: AsyncSession, update_id: int, now: dt.datetime) -> bool:
-    """Record an update id; False if some process already handled it."""
+def insert_or_ignore(session: AsyncSession, model: type[Base]) -> Any:
+    """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect."""
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(ProcessedUpdate).values(update_id=update_id, seen_at=now).on_conflict_do_nothing()
+    return insert(model).on_conflict_do_nothing()
+
+
+async def claim_update(session: AsyncSession, update_id: int, now: dt.datetime) -> bool:
+    """Record an update id; False if some process already handled it."""
+    stmt = insert_or_ignore(session, ProcessedUpdate).values(update_id=update_id, seen_at=now)
     result = await session.execute(stmt)
     return bool(getattr(result, "rowcount", 0))
 
@@ -96,12 +103,10 @@ async def remember_messages(
 ) -> None:
     if not ids:
         return
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     rows = [
         {"chat_key": chat_key, "message_id": int(i), "sent_at": now} for i in dict.fromkeys(ids)
     ]
-    await session.execute(insert(ChatMessage).values(rows).on_conflict_do_nothing())
+    await session.execute(insert_or_ignore(session, ChatMessage).values(rows))
 
 
 # ---- contact requests ------------------------------------------------------------------------

@@ -26,9 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage import queries
 from storage.db import create_engine, session_factory
-from storage.drafts import open_draft, seal_draft
+from storage.drafts import open_draft, open_json, seal_draft, seal_json
 from storage.migrate import alembic_config, downgrade, upgrade
 from storage.models import (
+    InboxUpdate,
+    OutboxItem,
+    SendGap,
     Base,
     ChatMessage,
     ContactRequest,
@@ -220,8 +223,54 @@ async def _check_0001(session: AsyncSession, state: dict[str, Any]) -> None:
     assert (notice.sent_at, notice.urgent, notice.attempts) == (None, True, 3)
 
 
+def _load_0002(conn: Connection, state: dict[str, Any]) -> None:
+    at = dt.datetime(2026, 12, 1, 9, 0, 0, 123456, tzinfo=dt.UTC)
+    key = b"k" * 32
+    state.update(at=at, key=key)
+    conn.execute(
+        _reflect(conn, "inbox").insert(),
+        dict(
+            update_id=2**41,
+            chat_key="e" * 64,
+            lane=0,
+            payload=seal_json(key, "inbox:" + "e" * 64, {"update": {"update_id": 2**41}}),
+            received_at=at,
+        ),
+    )
+    conn.execute(
+        _reflect(conn, "outbox").insert(),
+        dict(
+            chat_key="e" * 64,
+            lane=1,
+            kind="send",
+            payload=seal_json(key, "outbox:" + "e" * 64, {"html": "x"}),
+            attempts=2,
+            created_at=at,
+        ),
+    )
+    conn.execute(
+        _reflect(conn, "send_gaps").insert(),
+        dict(chat_key="e" * 64, after_id=2**40, before_id=None, created_at=at),
+    )
+
+
+async def _check_0002(session: AsyncSession, state: dict[str, Any]) -> None:
+    key = state["key"]
+    inbox = await session.get(InboxUpdate, 2**41)
+    assert inbox is not None and inbox.lane == 0 and aware(inbox.received_at) == state["at"]
+    assert open_json(key, "inbox:" + "e" * 64, inbox.payload) == {
+        "update": {"update_id": 2**41}
+    }
+    item = (await session.scalars(select(OutboxItem))).one()
+    assert (item.kind, item.lane, item.attempts) == ("send", 1, 2)
+    assert open_json(key, "outbox:" + "e" * 64, item.payload) == {"html": "x"}
+    gap = (await session.scalars(select(SendGap))).one()
+    assert (gap.after_id, gap.before_id) == (2**40, None)
+
+
 MIGRATION_DATA: dict[str, MigrationData] = {
     "0001": MigrationData(load=_load_0001, check=_check_0001),
+    "0002": MigrationData(load=_load_0002, check=_check_0002),
 }
 
 

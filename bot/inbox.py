@@ -1,0 +1,223 @@
+"""The inbox scheduler: runs the turns of stored updates, fairly across people.
+
+Rules:
+
+1. **Per-person order.** A chat's turns run one at a time; each takes that chat's oldest stored
+   update (under the chat's database lock), so order holds whichever process stored it.
+2. **Fair across people.** One turn per chat per round: among chats with work, the one served
+   longest ago goes next, so one person's backlog (or a flood of junk) never delays another
+   person's first turn.
+3. **Urgent first.** A chat with a quick exit waiting goes before one with an emergency
+   screen waiting, which goes before everyone else.
+4. **Nothing is lost.** The update stays in the inbox until its turn commits. A turn that
+   fails is retried with backoff; one that keeps failing is dropped with an apology so the
+   person's next message can run. Start-up, and a sweep every few seconds, pick up whatever
+   the inbox holds (updates stored by a process that died).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.outbox import OutboxSender
+from bot.service import LANE_NORMAL, ConversationService, Turn
+from flows.replies import Reply
+from storage import delivery
+
+log = logging.getLogger("safebot.inbox")
+
+MAX_TURN_FAILURES = 3
+
+
+@dataclass
+class _Chat:
+    lanes: Counter[int] = field(default_factory=Counter)
+    served: float = float("-inf")
+    busy: bool = False
+    failures: int = 0
+    gen: int = 0
+    queued: bool = False
+
+    def lane(self) -> int:
+        live = [lane for lane, n in self.lanes.items() if n > 0]
+        return min(live) if live else LANE_NORMAL
+
+    def waiting(self) -> int:
+        return sum(n for n in self.lanes.values() if n > 0)
+
+
+class InboxScheduler:
+    def __init__(
+        self,
+        service: ConversationService,
+        sender: OutboxSender | None,
+        *,
+        workers: int = 4,
+        apology: Callable[[], Reply | None] = lambda: None,
+        on_turn: Callable[[Turn], None] = lambda _t: None,
+        sweep_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.sender = sender
+        self.workers = workers
+        self.apology = apology
+        self.on_turn = on_turn
+        self.sweep_interval = sweep_interval
+        self._clock = clock
+        self._chats: dict[str, _Chat] = {}
+        self._heap: list[tuple[int, float, int, int, str]] = []
+        self._order = itertools.count()
+        self._ready = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.turns = 0
+
+    # ---- feeding ---------------------------------------------------------------------
+
+    def notify(self, stored: list[tuple[str, int]]) -> None:
+        """Updates for these chats are now in the inbox."""
+        for key, lane in stored:
+            chat = self._chats.get(key)
+            if chat is None:
+                chat = self._chats[key] = _Chat()
+            chat.lanes[lane] += 1
+            self._push(key, chat)
+        self._idle.clear()
+        self._kick()
+
+    async def load(self) -> int:
+        """Everything the inbox holds (start-up, and the sweep)."""
+        async with self.service.sessions() as session:
+            waiting = await delivery.waiting_chats(session)
+        for key, lane, count in waiting:
+            chat = self._chats.get(key)
+            if chat is None:
+                chat = self._chats[key] = _Chat()
+            if chat.waiting() < count:
+                chat.lanes[LANE_NORMAL] += count - chat.waiting() - 1
+                chat.lanes[lane] += 1
+            self._push(key, chat)
+        if waiting:
+            self._idle.clear()
+            self._kick()
+        return sum(c for _k, _l, c in waiting)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"safebot-turns-{i}")
+            for i in range(self.workers)
+        ]
+        self._tasks.append(asyncio.create_task(self._sweep(), name="safebot-inbox-sweep"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    # ---- scheduling ------------------------------------------------------------------
+
+    def _push(self, key: str, chat: _Chat) -> None:
+        if chat.busy or chat.waiting() <= 0:
+            return
+        chat.gen += 1
+        chat.queued = True
+        heapq.heappush(self._heap, (chat.lane(), chat.served, next(self._order), chat.gen, key))
+
+    def _kick(self) -> None:
+        async def wake() -> None:
+            async with self._ready:
+                self._ready.notify_all()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(wake())
+
+    def _pop(self) -> tuple[str, _Chat] | None:
+        while self._heap:
+            *_rest, gen, key = heapq.heappop(self._heap)
+            chat = self._chats.get(key)
+            if chat is not None and chat.queued and chat.gen == gen and not chat.busy:
+                chat.queued = False
+                return key, chat
+        return None
+
+    async def _worker(self) -> None:
+        while True:
+            async with self._ready:
+                popped = self._pop()
+                while popped is None:
+                    if not any(c.busy for c in self._chats.values()):
+                        self._idle.set()
+                    await self._ready.wait()
+                    popped = self._pop()
+            key, chat = popped
+            chat.busy = True
+            chat.served = self._clock()
+            try:
+                await self._one_turn(key, chat)
+            finally:
+                chat.busy = False
+                if chat.waiting() > 0:
+                    self._push(key, chat)
+                    self._kick()
+                elif chat.failures == 0:
+                    del self._chats[key]
+                if not self._heap and not any(c.busy for c in self._chats.values()):
+                    self._idle.set()
+
+    async def _one_turn(self, key: str, chat: _Chat) -> None:
+        try:
+            turn = await self.service.run_next(key)
+        except Exception as exc:
+            chat.failures += 1
+            log.error("turn failed (%s), attempt %d", type(exc).__name__, chat.failures)
+            if chat.failures >= MAX_TURN_FAILURES:
+                if await self.service.give_up(key, self.apology()):
+                    chat.failures = 0
+                    self._consume(chat, None)
+            await asyncio.sleep(min(2.0, 0.1 * 2**chat.failures))
+            return
+        chat.failures = 0
+        if turn is None:
+            chat.lanes.clear()  # another process took them, or a stale count
+            return
+        self._consume(chat, turn.lane)
+        self.turns += 1
+        if turn.outbox and self.sender is not None:
+            self.sender.submit(turn.outbox)
+        self.on_turn(turn)
+
+    @staticmethod
+    def _consume(chat: _Chat, lane: int | None) -> None:
+        if lane is not None and chat.lanes[lane] > 0:
+            chat.lanes[lane] -= 1
+            return
+        for candidate in sorted(chat.lanes, reverse=True):
+            if chat.lanes[candidate] > 0:
+                chat.lanes[candidate] -= 1
+                return
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.load()
+            except Exception as exc:
+                log.warning("inbox sweep failed: %s", type(exc).__name__)

@@ -1,0 +1,384 @@
+"""The outbox sender: delivers committed replies fairly, within Telegram's limits, and never
+drops one silently.
+
+Scheduling rules:
+
+1. **Per-person order.** A chat's items go out one at a time, in the order they were committed.
+2. **Lanes first.** Across people, quick exit (lane 0) goes before emergency screens (lane 1),
+   which go before everything else (lane 2).
+3. **Fair within a lane.** Among ready chats the one served longest ago goes first, so a
+   person with a backlog never delays anyone else's first reply.
+4. **Telegram's limits.** About 30 messages a second overall and, per private chat, about one
+   a second sustained with a short burst (a GCRA bucket each). Quick exit is not held back
+   by either: it deletes first and sends one neutral line.
+
+Failures (see `bot.channel`): `RetryLater` waits as long as asked; `MaybeDelivered` records a
+send gap (quick exit must delete an id nobody knows) and retries with backoff;
+`Undeliverable` is logged by kind and dropped. An item is deleted from the outbox in the same
+transaction that records its message id, so after a crash only the unconfirmed ones are sent
+again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channel import Channel, MaybeDelivered, RetryLater, Undeliverable
+from bot.ratelimit import Bucket
+from bot.service import Queued
+from storage import delivery
+from storage.db import transaction
+from storage.models import OutboxItem
+
+log = logging.getLogger("safebot.outbox")
+
+DELETE_BATCH = 100  # deleteMessages takes 1-100 ids
+MAX_GAP_IDS = 5_000  # ids tried per unknown send; ids are not consecutive in a chat
+MAX_ATTEMPTS = 12  # about five minutes of backoff before a reply is given up, loudly
+BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+
+
+@dataclass
+class _Chat:
+    queue: deque[Queued] = field(default_factory=deque)
+    bucket: Bucket | None = None
+    served: float = float("-inf")
+    not_before: float = 0.0
+    busy: bool = False
+    queued: bool = False  # has a live entry in the ready heap
+    gen: int = 0
+    timer: asyncio.TimerHandle | None = None
+    # Items a quick exit took off the outbox while they were in flight: never retried.
+    superseded: set[int] = field(default_factory=set)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        channel: Channel,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        overall_rate: float = 30.0,
+        chat_rate: float = 1.0,
+        chat_burst: int = 3,
+        max_in_flight: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+        utc: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.channel = channel
+        self.sessions = sessions
+        self.chat_rate = chat_rate
+        self.chat_burst = chat_burst
+        self.max_in_flight = max_in_flight
+        self._overall = Bucket(overall_rate, 1)
+        self._clock = clock
+        self._utc = utc
+        self._chats: dict[str, _Chat] = {}
+        self._heap: list[tuple[int, float, int, int, str]] = []
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.abandoned = 0  # for tests and health: replies given up after every retry
+
+    # ---- feeding ---------------------------------------------------------------------
+
+    def submit(self, items: Iterable[Queued]) -> None:
+        """Committed outbox rows to deliver (in commit order)."""
+        for item in items:
+            chat = self._chats.get(item.chat_key)
+            if chat is None:
+                chat = self._chats[item.chat_key] = _Chat()
+            if item.kind == "quick_exit":
+                # The turn already deleted the waiting rows; forget them here too. A send
+                # already in flight finishes and is deleted by this quick exit's range.
+                keep = [chat.queue[0]] if chat.busy and chat.queue else []
+                chat.superseded.update(q.id for q in keep)
+                chat.queue = deque(keep)
+            if any(q.id == item.id for q in chat.queue):
+                continue
+            chat.queue.append(item)
+            self._idle.clear()
+            if not chat.busy:
+                self._make_ready(item.chat_key, chat)
+
+    async def load(self, open_row: Callable[[OutboxItem], Queued | None]) -> int:
+        """Start-up: everything committed but not delivered before the last stop."""
+        async with self.sessions() as session:
+            rows = await delivery.outbox_items(session)
+        items = [q for q in (open_row(r) for r in rows) if q is not None]
+        self.submit(items)
+        unreadable = len(rows) - len(items)
+        if unreadable:
+            log.warning("%d outbox items sealed under an old key are dropped", unreadable)
+            async with transaction(self.sessions) as session:
+                known = {q.id for q in items}
+                for r in rows:
+                    if r.id not in known:
+                        await delivery.abandon(session, r.id)
+        return len(items)
+
+    def pending(self) -> int:
+        return sum(len(c.queue) for c in self._chats.values())
+
+    async def wait_idle(self) -> None:
+        """Until nothing is queued or in flight (for tests and a clean stop)."""
+        await self._idle.wait()
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="safebot-outbox")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=grace)
+        for task in list(self._in_flight):
+            task.cancel()
+        for chat in self._chats.values():
+            if chat.timer is not None:
+                chat.timer.cancel()
+
+    # ---- scheduling ------------------------------------------------------------------
+
+    def _make_ready(self, key: str, chat: _Chat) -> None:
+        if chat.busy or not chat.queue:
+            return
+        now = self._clock()
+        head = chat.queue[0]
+        wait = chat.not_before - now
+        if head.lane > 0:
+            if chat.bucket is None:
+                chat.bucket = Bucket(self.chat_rate, self.chat_burst)
+            wait = max(wait, chat.bucket.wait(now))
+        if wait > 0:
+            if chat.timer is None:
+                chat.timer = asyncio.get_running_loop().call_later(wait, self._timer, key)
+            return
+        if chat.timer is not None:
+            chat.timer.cancel()
+            chat.timer = None
+        chat.gen += 1
+        chat.queued = True
+        heapq.heappush(self._heap, (head.lane, chat.served, next(self._order), chat.gen, key))
+        self._wake.set()
+
+    def _timer(self, key: str) -> None:
+        chat = self._chats.get(key)
+        if chat is not None:
+            chat.timer = None
+            self._make_ready(key, chat)
+
+    def _pop(self) -> tuple[str, _Chat] | None:
+        while self._heap:
+            _lane, _served, _order, gen, key = heapq.heappop(self._heap)
+            chat = self._chats.get(key)
+            if chat is not None and chat.queued and chat.gen == gen and not chat.busy:
+                chat.queued = False
+                return key, chat
+        return None
+
+    def _peek_lane(self) -> int | None:
+        while self._heap:
+            _lane, _s, _o, gen, key = self._heap[0]
+            chat = self._chats.get(key)
+            if chat is not None and chat.queued and chat.gen == gen and not chat.busy:
+                return chat.queue[0].lane if chat.queue else None
+            heapq.heappop(self._heap)
+        return None
+
+    async def _run(self) -> None:
+        while True:
+            lane = self._peek_lane()
+            if lane is None or len(self._in_flight) >= self.max_in_flight:
+                self._check_idle()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if lane > 0:
+                wait = self._overall.wait(self._clock())
+                if wait > 0:
+                    # Sleep until the next overall slot, but wake for a quick exit.
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), wait)
+                    continue
+            popped = self._pop()
+            if popped is None:
+                continue
+            key, chat = popped
+            item = chat.queue[0]
+            now = self._clock()
+            if item.lane > 0:
+                self._overall.reserve(now)
+                if chat.bucket is not None:
+                    chat.bucket.reserve(now)
+            chat.busy = True
+            chat.served = now
+            task = asyncio.create_task(self._deliver(key, chat, item))
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    def _check_idle(self) -> None:
+        if not self._in_flight and all(not c.queue for c in self._chats.values()):
+            self._idle.set()
+            # Forget chats with nothing to do, so the table tracks only active ones.
+            now = self._clock()
+            for key in [k for k, c in self._chats.items() if _forgettable(c, now)]:
+                del self._chats[key]
+
+    # ---- delivery --------------------------------------------------------------------
+
+    async def _deliver(self, key: str, chat: _Chat, item: Queued) -> None:
+        started = self._utc()
+        finished = True
+        try:
+            if item.kind == "quick_exit":
+                await self._quick_exit(item)
+            else:
+                message_id = await self.channel.deliver(item.chat, item.replies[0])
+                await self._record(item, [message_id])
+        except RetryLater as exc:
+            finished = False
+            chat.not_before = self._clock() + exc.seconds
+            log.info("flood control: %s waits %.1f s", exc.kind, exc.seconds)
+        except MaybeDelivered as exc:
+            finished = await self._maybe_delivered(chat, item, exc, started)
+        except Undeliverable as exc:
+            log.warning("reply undeliverable (%s); dropped", exc.kind)
+            self.abandoned += 1
+            await self._retry_db(lambda s: delivery.abandon(s, item.id))
+        except Exception as exc:
+            # Most likely the database, after the send itself: retried like a lost answer.
+            log.error("delivery failed: %s", type(exc).__name__)
+            finished = await self._maybe_delivered(chat, item, exc, started)
+        finally:
+            if item.id in chat.superseded:
+                chat.superseded.discard(item.id)
+                finished = True
+            if chat.queue and chat.queue[0] is item and finished:
+                chat.queue.popleft()
+            chat.busy = False
+            self._make_ready(key, chat)
+
+    async def _maybe_delivered(
+        self, chat: _Chat, item: Queued, exc: Exception, started: dt.datetime
+    ) -> bool:
+        """A send that may have reached the chat: remember the gap, try again later."""
+        kind = getattr(exc, "kind", type(exc).__name__)
+        attempts = item.attempts + 1
+        await self._retry_db(lambda s: self._gap_and_attempt(s, item, started))
+        if attempts >= MAX_ATTEMPTS:
+            log.error("reply given up after %d attempts (%s)", attempts, kind)
+            self.abandoned += 1
+            await self._retry_db(lambda s: delivery.abandon(s, item.id))
+            return True
+        delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempts - 1))
+        log.info("send failed (%s), attempt %d; retry in %.1f s", kind, attempts, delay)
+        chat.not_before = self._clock() + delay
+        index = next((i for i, q in enumerate(chat.queue) if q is item), None)
+        if index is not None:
+            chat.queue[index] = _with_attempts(item, attempts)
+        return False
+
+    async def _gap_and_attempt(
+        self, session: AsyncSession, item: Queued, started: dt.datetime
+    ) -> None:
+        await delivery.open_gap(session, item.chat_key, self._utc(), known_before=started)
+        await delivery.count_attempt(session, item.id)
+
+    async def _record(self, item: Queued, message_ids: Sequence[int]) -> None:
+        await self._retry_db(
+            lambda s: delivery.delivered(s, item.id, item.chat_key, message_ids, self._utc())
+        )
+
+    async def _retry_db(self, work: Callable[[AsyncSession], object], tries: int = 5) -> None:
+        """Write what Telegram told us; a brief database hiccup must not turn a delivered
+        message into one that is sent again."""
+        delay = 0.05
+        for attempt in range(tries):
+            try:
+                async with transaction(self.sessions) as session:
+                    result = work(session)
+                    if asyncio.iscoroutine(result):
+                        await result
+                return
+            except Exception:
+                if attempt == tries - 1:
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 4
+
+    async def _quick_exit(self, item: Queued) -> None:
+        """Delete every id the chat may show, known or not, then send the neutral line."""
+        async with self.sessions() as session:
+            known = await delivery.known_ids(session, item.chat_key, self._utc())
+            gaps = await delivery.gaps(session, item.chat_key)
+        # What is on screen goes first: the person may be watched right now.
+        await self._delete(item, known)
+        sent = [await self.channel.deliver(item.chat, reply) for reply in item.replies]
+        ceiling = min(sent) if sent else None
+        known_set = set(known)
+        for after, before in gaps:
+            high = before if before is not None else ceiling
+            if high is None:
+                high = after + MAX_GAP_IDS + 1
+            low = max(after + 1, high - MAX_GAP_IDS)
+            await self._delete(item, [i for i in range(low, high) if i not in known_set])
+        async with transaction(self.sessions) as session:
+            await delivery.chat_cleared(session, item.chat_key, known, gaps_done=True)
+            await delivery.delivered(session, item.id, item.chat_key, sent, self._utc())
+        log.info("quick exit done deleted=%d gaps=%d", len(known), len(gaps))
+
+    async def _delete(self, item: Queued, ids: Sequence[int]) -> None:
+        for start in range(0, len(ids), DELETE_BATCH):
+            batch = list(ids[start : start + DELETE_BATCH])
+            try:
+                await self.channel.delete(item.chat, batch)
+            except Undeliverable as exc:
+                # Too old (48 h) or already gone: the neutral line still says how to delete
+                # the chat from the device.
+                log.warning("delete refused (%s)", exc.kind)
+
+
+def _forgettable(chat: _Chat, now: float) -> bool:
+    quiet = chat.bucket is None or chat.bucket.idle(now)
+    return not chat.queue and chat.timer is None and not chat.busy and quiet
+
+
+def _with_attempts(item: Queued, attempts: int) -> Queued:
+    return Queued(
+        item.id,
+        item.chat_key,
+        item.lane,
+        item.kind,
+        item.chat,
+        item.replies,
+        item.incoming,
+        attempts,
+    )

@@ -1,0 +1,222 @@
+"""The durable inbox and outbox, and the gaps a lost send answer leaves.
+
+Plain async functions taking an `AsyncSession`; the caller owns the transaction. Payloads are
+sealed by the caller (`storage.drafts.seal_json`): nothing here sees text or ids in the clear.
+
+* inbox: an update is stored (insert-or-ignore on the update id) before Telegram is told it
+  arrived; the turn that handles it deletes it in its own transaction.
+* outbox: a turn's replies are inserted in the turn's transaction; a delivered item is deleted
+  in the same transaction that records the message id it got.
+* send gaps: a send that timed out may still have reached the chat, under an id nobody knows.
+  It is remembered as "some id above `after_id`"; the next id the chat learns closes the range.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import ChatMessage, InboxUpdate, OutboxItem, SendGap
+from storage.queries import MESSAGE_DELETE_WINDOW, insert_or_ignore, remember_messages
+
+
+@dataclass(frozen=True)
+class Received:
+    update_id: int
+    chat_key: str
+    lane: int
+    payload: bytes
+
+
+# ---- inbox ------------------------------------------------------------------------------------
+
+
+async def store_updates(
+    session: AsyncSession, updates: Sequence[Received], now: dt.datetime
+) -> None:
+    if not updates:
+        return
+    rows = [
+        {
+            "update_id": u.update_id,
+            "chat_key": u.chat_key,
+            "lane": u.lane,
+            "payload": u.payload,
+            "received_at": now,
+        }
+        for u in updates
+    ]
+    await session.execute(insert_or_ignore(session, InboxUpdate).values(rows))
+
+
+async def pop_update(session: AsyncSession, chat_key: str) -> InboxUpdate | None:
+    """The chat's oldest stored update, removed from the inbox (undone if the turn rolls back).
+    Called under the chat's lock, so whichever process runs it keeps the person's order."""
+    row = await session.scalar(
+        select(InboxUpdate)
+        .where(InboxUpdate.chat_key == chat_key)
+        .order_by(InboxUpdate.update_id)
+        .limit(1)
+    )
+    if row is not None:
+        await session.execute(delete(InboxUpdate).where(InboxUpdate.update_id == row.update_id))
+    return row
+
+
+async def drop_update(session: AsyncSession, update_id: int) -> None:
+    await session.execute(delete(InboxUpdate).where(InboxUpdate.update_id == update_id))
+
+
+async def waiting_chats(session: AsyncSession) -> list[tuple[str, int, int]]:
+    """(chat key, best lane, stored updates) for every chat with updates in the inbox."""
+    result = await session.execute(
+        select(InboxUpdate.chat_key, func.min(InboxUpdate.lane), func.count()).group_by(
+            InboxUpdate.chat_key
+        )
+    )
+    return [(str(k), int(lane), int(n)) for k, lane, n in result.all()]
+
+
+# ---- outbox -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    kind: str  # "send" or "quick_exit"
+    lane: int
+    payload: bytes
+
+
+async def add_outgoing(
+    session: AsyncSession, chat_key: str, items: Sequence[Outgoing], now: dt.datetime
+) -> list[OutboxItem]:
+    rows = [
+        OutboxItem(
+            chat_key=chat_key,
+            lane=i.lane,
+            kind=i.kind,
+            payload=i.payload,
+            attempts=0,
+            created_at=now,
+        )
+        for i in items
+    ]
+    session.add_all(rows)
+    await session.flush()
+    return rows
+
+
+async def drop_outgoing(session: AsyncSession, chat_key: str) -> int:
+    """Quick exit: nothing still waiting for this chat may reach the screen after it."""
+    result = await session.execute(delete(OutboxItem).where(OutboxItem.chat_key == chat_key))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def outbox_items(session: AsyncSession) -> Sequence[OutboxItem]:
+    return (await session.scalars(select(OutboxItem).order_by(OutboxItem.id))).all()
+
+
+async def outbox_item_exists(session: AsyncSession, item_id: int) -> bool:
+    return await session.get(OutboxItem, item_id) is not None
+
+
+async def delivered(
+    session: AsyncSession,
+    item_id: int,
+    chat_key: str,
+    message_ids: Sequence[int],
+    now: dt.datetime,
+) -> None:
+    """The item reached the chat as `message_ids`: track them for quick exit, close any open
+    gap below them, and take the item off the outbox."""
+    await session.execute(delete(OutboxItem).where(OutboxItem.id == item_id))
+    if message_ids:
+        await remember_messages(session, chat_key, message_ids, now)
+        await close_gaps(session, chat_key, min(message_ids))
+
+
+async def abandon(session: AsyncSession, item_id: int) -> None:
+    await session.execute(delete(OutboxItem).where(OutboxItem.id == item_id))
+
+
+async def count_attempt(session: AsyncSession, item_id: int) -> None:
+    await session.execute(
+        update(OutboxItem).where(OutboxItem.id == item_id).values(attempts=OutboxItem.attempts + 1)
+    )
+
+
+# ---- what quick exit must delete ----------------------------------------------------------
+
+
+async def known_ids(session: AsyncSession, chat_key: str, now: dt.datetime) -> list[int]:
+    result = await session.scalars(
+        select(ChatMessage.message_id)
+        .where(ChatMessage.chat_key == chat_key, ChatMessage.sent_at > now - MESSAGE_DELETE_WINDOW)
+        .order_by(ChatMessage.message_id)
+    )
+    return list(result.all())
+
+
+async def highest_known_id(session: AsyncSession, chat_key: str, before: dt.datetime) -> int:
+    value = await session.scalar(
+        select(func.max(ChatMessage.message_id)).where(
+            ChatMessage.chat_key == chat_key, ChatMessage.sent_at <= before
+        )
+    )
+    return int(value or 0)
+
+
+async def open_gap(
+    session: AsyncSession, chat_key: str, now: dt.datetime, *, known_before: dt.datetime
+) -> None:
+    """A send to this chat, started at `known_before`, may have arrived under an id we never
+    learnt: it is above every id the chat knew by then (an id learnt later may be above the
+    lost one). One open gap per chat is enough: a later lost send is above it too."""
+    already = await session.scalar(
+        select(SendGap.id).where(SendGap.chat_key == chat_key, SendGap.before_id.is_(None))
+    )
+    if already is None:
+        after = await highest_known_id(session, chat_key, known_before)
+        session.add(SendGap(chat_key=chat_key, after_id=after, before_id=None, created_at=now))
+        await session.flush()
+
+
+async def close_gaps(session: AsyncSession, chat_key: str, known_id: int) -> None:
+    await session.execute(
+        update(SendGap)
+        .where(
+            SendGap.chat_key == chat_key,
+            SendGap.before_id.is_(None),
+            SendGap.after_id < known_id,
+        )
+        .values(before_id=known_id)
+    )
+
+
+async def gaps(session: AsyncSession, chat_key: str) -> list[tuple[int, int | None]]:
+    result = await session.execute(
+        select(SendGap.after_id, SendGap.before_id)
+        .where(SendGap.chat_key == chat_key)
+        .order_by(SendGap.after_id)
+    )
+    return [(int(a), None if b is None else int(b)) for a, b in result.all()]
+
+
+async def chat_cleared(
+    session: AsyncSession, chat_key: str, deleted: Sequence[int], *, gaps_done: bool
+) -> None:
+    stmt = delete(ChatMessage).where(ChatMessage.chat_key == chat_key)
+    await session.execute(stmt.where(ChatMessage.message_id.in_([int(i) for i in deleted])))
+    if gaps_done:
+        await session.execute(delete(SendGap).where(SendGap.chat_key == chat_key))
+
+
+async def purge_old_gaps(session: AsyncSession, now: dt.datetime) -> int:
+    result = await session.execute(
+        delete(SendGap).where(SendGap.created_at <= now - MESSAGE_DELETE_WINDOW)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
