@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import html
 import logging
 import os
 import signal
@@ -36,7 +35,6 @@ from flows.check import check_flow
 from flows.definition import load_flow
 from flows.engine import Context
 from flows.i18n import load_catalogs
-from flows.replies import Reply
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade_async
 from storage.retention import purge
@@ -128,17 +126,9 @@ def build_delivery(core: Core) -> Delivery:
         if turn.request_stored:
             notices.wake()
 
-    scheduler = InboxScheduler(
-        core.service, sender, apology=lambda: apology(core.ctx), on_turn=on_turn
-    )
+    scheduler = InboxScheduler(core.service, sender, on_turn=on_turn)
     receiver = Receiver(core.service, scheduler, channel)
     return Delivery(telegram, channel, sender, scheduler, receiver, notices)
-
-
-def apology(ctx: Context) -> Reply:
-    """Said when a turn keeps failing, in the default language (the state could not be read)."""
-    tr = ctx.catalogs.get(ctx.deployment.default_language)
-    return Reply(html.escape(tr.gettext(ctx.flow.string("turn_failed"))))
 
 
 @dataclass

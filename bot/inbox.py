@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 from bot.outbox import OutboxSender
 from bot.service import LANE_NORMAL, ConversationService, Turn
-from flows.replies import Reply
 from storage import delivery
 
 log = logging.getLogger("safebot.inbox")
@@ -61,7 +60,6 @@ class InboxScheduler:
         sender: OutboxSender | None,
         *,
         workers: int = 4,
-        apology: Callable[[], Reply | None] = lambda: None,
         on_turn: Callable[[Turn], None] = lambda _t: None,
         sweep_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -69,7 +67,6 @@ class InboxScheduler:
         self.service = service
         self.sender = sender
         self.workers = workers
-        self.apology = apology
         self.on_turn = on_turn
         self.sweep_interval = sweep_interval
         self._clock = clock
@@ -189,9 +186,12 @@ class InboxScheduler:
             chat.failures += 1
             log.error("turn failed (%s), attempt %d", type(exc).__name__, chat.failures)
             if chat.failures >= MAX_TURN_FAILURES:
-                if await self.service.give_up(key, self.apology()):
+                apology = await self.service.give_up(key)
+                if apology is not None:
                     chat.failures = 0
                     self._consume(chat, None)
+                    if self.sender is not None:
+                        self.sender.submit(apology)
             await asyncio.sleep(min(2.0, 0.1 * 2**chat.failures))
             return
         chat.failures = 0

@@ -20,6 +20,7 @@ Nothing here logs message text, answers or ids: only step names and counts.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +43,7 @@ from flows.events import (
     event_from_json,
     event_to_json,
 )
+from flows.i18n import is_rtl, negotiate
 from flows.replies import Button, Reply, coalesce
 from flows.state import ROUTING_FIELDS, ConversationState
 from storage import delivery, queries
@@ -79,6 +81,7 @@ class Incoming:
     chat: ChatAddress
     event: Event
     incoming_message_id: int | None = None
+    language_code: str | None = None  # the client's language, for an apology
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,7 @@ class ConversationService:
                 "chat": u.chat,
                 "event": event_to_json(u.event),
                 "incoming": u.incoming_message_id,
+                "language": u.language_code,
             }
             payload = seal_json(self.secrets.draft_key, "inbox:" + chat_key, body)
             stored.append(delivery.Received(u.update_id, chat_key, self.lane_of(u.event), payload))
@@ -259,23 +263,38 @@ class ConversationService:
         await self._after_commit(turn)
         return replace(turn, lane=row.lane)
 
-    async def give_up(self, chat_key: str, apology: Reply | None) -> bool:
+    def apology(self, language_code: str | None) -> Reply:
+        """Said when a turn keeps failing, in the client's language (the state may be what
+        cannot be read)."""
+        ctx = self.ctx
+        language = negotiate(
+            language_code, ctx.deployment.languages, ctx.deployment.default_language
+        )
+        text = ctx.catalogs.get(language).gettext(ctx.flow.string("turn_failed"))
+        return Reply(html.escape(text), rtl=is_rtl(language))
+
+    async def give_up(self, chat_key: str) -> tuple[Queued, ...] | None:
         """A turn that keeps failing: drop its update so the person's next one can run, and
-        queue an apology. Returns False if even that could not be stored."""
+        queue an apology (returned, for the sender). None if even that could not be stored."""
+        queued: tuple[Queued, ...] = ()
         try:
             async with transaction(self.sessions) as session:
                 await queries.lock_chat(session, chat_key)
                 row = await delivery.pop_update(session, chat_key)
                 if row is None:
-                    return True
+                    return queued
                 await queries.claim_update(session, row.update_id, self.clock())
                 body = open_json(self.secrets.draft_key, "inbox:" + chat_key, row.payload)
-                if body is not None and apology is not None:
-                    await self._queue(session, chat_key, body["chat"], [apology], LANE_NORMAL)
-            return True
-        except Exception:
-            log.exception("could not drop a failing update")
-            return False
+                if body is not None:
+                    language = body.get("language")
+                    reply = self.apology(language if isinstance(language, str) else None)
+                    queued = await self._queue(
+                        session, chat_key, body["chat"], [reply], LANE_NORMAL
+                    )
+            return queued
+        except Exception as exc:
+            log.error("could not drop a failing update: %s", type(exc).__name__)
+            return None
 
     def opened(self, chat_key: str, payload: bytes) -> dict[str, object] | None:
         return open_json(self.secrets.draft_key, "inbox:" + chat_key, payload)

@@ -113,6 +113,7 @@ def incoming(update: Update) -> Incoming | None:
         chat=_id(chat.id),
         event=event,
         incoming_message_id=None if message_id is None else _id(message_id),
+        language_code=user.language_code if isinstance(user.language_code, str) else None,
     )
 
 

@@ -47,6 +47,7 @@ import copy
 import itertools
 import json
 import math
+import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -94,6 +95,7 @@ _CHAT_ACTIONS = frozenset(
         "upload_video_note",
     }
 )
+FAULT_KINDS = ("500", "502", "drop", "lost_answer", "hang", "429")
 _NOT_DEFAULT_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 # Methods that do not count as bot "activity" when tests wait for the bot to go quiet.
 _PASSIVE_METHODS = frozenset({"getUpdates", "getMe", "getWebhookInfo"})
@@ -779,14 +781,16 @@ class ChatMessage:
 class Chat:
     """A private chat between one emulated user and the bot (chat id == user id)."""
 
-    def __init__(self, user: EmulatedUser) -> None:
+    def __init__(self, user: EmulatedUser, ids: Iterator[int] | None = None) -> None:
         self.id = user.id
         self.user = user
         self.messages: list[ChatMessage] = []
         self.started = False  # the user has written to the bot
         self.blocked = False
         self._by_id: dict[int, ChatMessage] = {}
-        self._ids = itertools.count(1)
+        # Shared with every chat when the emulator counts ids across chats, as Telegram may:
+        # then a chat's ids are increasing but never consecutive.
+        self._ids = ids if ids is not None else itertools.count(1)
 
     def next_message_id(self) -> int:
         return next(self._ids)
@@ -1120,6 +1124,11 @@ class BotApiEmulator:
         webhook_max_attempts: int = 50,
         webhook_timeout: float = 10.0,
         chat_flood_limit: tuple[int, float] | None = None,
+        shared_message_ids: bool = False,
+        fault_rate: float = 0.0,
+        fault_methods: tuple[str, ...] = ("sendMessage", "deleteMessages", "answerCallbackQuery"),
+        fault_seed: int = 0,
+        hang_seconds: float = 30.0,
     ) -> None:
         self.token = token
         prefix = token.split(":", 1)[0]
@@ -1134,6 +1143,15 @@ class BotApiEmulator:
         self.webhook_timeout = webhook_timeout
         # Optional per-chat flood rule for sendMessage: (messages, per seconds). Off by default.
         self.chat_flood_limit = chat_flood_limit
+        # Faults (see `fault_next`): a random share of calls to `fault_methods` fails in one
+        # of FAULT_KINDS, chosen by a seeded generator so a failing run can be repeated.
+        self.fault_rate = fault_rate
+        self.fault_methods = frozenset(m.lower() for m in fault_methods)
+        self.hang_seconds = hang_seconds
+        self._faults_rng = random.Random(fault_seed)
+        self._fault_queue: dict[str, list[str]] = {}
+        self.faults_injected: list[tuple[str, str]] = []  # (method, kind)
+        self._shared_ids = itertools.count(1) if shared_message_ids else None
         self._clock = clock
         self._time_offset = 0.0
         self.url = ""
@@ -1273,7 +1291,7 @@ class BotApiEmulator:
             raise ValueError("user ids are positive")
         user = EmulatedUser(self, user_id, first_name, language_code, username, last_name)
         self._users[user_id] = user
-        self._chats[user_id] = Chat(user)
+        self._chats[user_id] = Chat(user, self._shared_ids)
         return user
 
     def chat(self, chat_id: int) -> Chat:
@@ -1281,6 +1299,24 @@ class BotApiEmulator:
 
     def bot_messages(self, chat_id: int) -> list[ChatMessage]:
         return self.chat(chat_id).bot_messages()
+
+    def fault_next(self, method: str, kind: str, times: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` fail as ``kind`` (one of FAULT_KINDS):
+        ``500``/``502`` (not done), ``drop`` (connection closed, not done), ``lost_answer``
+        (done, then the connection is closed: the caller cannot know), ``hang`` (done, then no
+        answer for ``hang_seconds``), ``429``."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(kind)
+        self._fault_queue.setdefault(method.lower(), []).extend([kind] * times)
+
+    def _pick_fault(self, method: str) -> str | None:
+        queued = self._fault_queue.get(method)
+        if queued:
+            return queued.pop(0)
+        if self.fault_rate and method in self.fault_methods:
+            if self._faults_rng.random() < self.fault_rate:
+                return self._faults_rng.choice(FAULT_KINDS)
+        return None
 
     def fail_next(self, method: str, retry_after: int = 1, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with 429 Too Many Requests."""
@@ -1392,11 +1428,26 @@ class BotApiEmulator:
             return web.json_response(ApiError(404, "Not Found").body(), status=404)
         if canonical not in _PASSIVE_METHODS:
             self._touch()
+        fault = self._pick_fault(canonical.lower())
+        if fault is not None:
+            self.faults_injected.append((canonical, fault))
         try:
             failures = self._failures.get(canonical.lower())
             if failures:
                 raise self._too_many_requests(failures.pop(0))
+            if fault == "429":
+                raise self._too_many_requests(1)
+            if fault in {"500", "502"}:
+                code = int(fault)
+                text = "Internal Server Error" if code == 500 else "Bad Gateway"
+                return web.json_response(ApiError(code, text).body(), status=code)
+            if fault == "drop":
+                return self._drop(request)
             result = await entry[1](params)
+            if fault == "lost_answer":
+                return self._drop(request)
+            if fault == "hang":
+                await asyncio.sleep(self.hang_seconds)
         except ApiError as exc:
             self.errors.append((canonical, exc.code, exc.description))
             return web.json_response(exc.body(), status=exc.code)
@@ -1405,6 +1456,13 @@ class BotApiEmulator:
                 self._touch()
                 self._notify()
         return web.json_response({"ok": True, "result": result})
+
+    @staticmethod
+    def _drop(request: web.Request) -> web.Response:
+        """Close the connection without an answer (the client sees a network error)."""
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)
 
     def _too_many_requests(self, retry_after: int) -> ApiError:
         self.rate_limited_count += 1

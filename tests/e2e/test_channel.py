@@ -81,8 +81,9 @@ async def test_language_is_suggested_from_the_client_language(
     other = await start(emulator.user(2003, language_code="pt-br"))
     assert "Choose your language" in (other.text or "")
     assert {"English", "Polski", "العربية"} <= set(other.button_texts())
-    changed, menu = await press(emulator.user(2003), "Polski", count=2)
-    assert "Język został zmieniony." in (changed.text or "")
+    # One message per turn: the notice and the screen arrive together.
+    (menu,) = await press(emulator.user(2003), "Polski")
+    assert "Język został zmieniony." in (menu.text or "")
     assert MENU_PL in (menu.text or "")
     assert not emulator.errors, emulator.errors
 
@@ -94,19 +95,20 @@ async def test_language_button_switches_the_next_replies(
     await to_menu(user)
     (screen,) = await press(user, "🌐 Language")
     assert "Choose your language" in (screen.text or "")
-    changed, menu = await press(user, "Polski", count=2)
-    assert "Język został zmieniony." in (changed.text or "")
+    (menu,) = await press(user, "Polski")
+    assert "Język został zmieniony." in (menu.text or "")
     assert MENU_PL in (menu.text or "")
     assert "🌐 Język" in menu.button_texts()
     (consent,) = await press(user, "Porozmawiaj z osobą wspierającą")
     assert "Porozmawiaj z osobą wspierającą" in (consent.text or "")
     await user.send_text("hello")
-    hint, _ = await user.next_replies(2)
+    (hint,) = await user.next_replies(1)
     assert "Użyj przycisków poniżej." in (hint.text or "")
+    assert hint.buttons(), "the notice comes with the screen again"
 
     await press(user, "🌐 Język")
-    changed, menu = await press(user, "العربية", count=2)
-    assert "تم تغيير اللغة." in (changed.text or "")
+    (menu,) = await press(user, "العربية")
+    assert "تم تغيير اللغة." in (menu.text or "")
     assert MENU_AR in (menu.text or "")
     assert not emulator.errors, emulator.errors
 
@@ -215,7 +217,7 @@ async def test_quick_exit_deletes_everything_and_then_starts_again(
     await press(user, "Phone call")
     await text(user, "not a number")  # a typed answer the bot refuses
     await user.send_sticker()
-    await user.next_replies(2)
+    await user.next_replies(1)
     await text(user, PHONE)
     earlier = all_ids(user)
     assert len(earlier) >= 10
@@ -253,9 +255,9 @@ async def test_quick_exit_deletes_a_long_chat_in_batches(
     one call (100) are all deleted, in several calls."""
     user = emulator.user(2032, language_code="en")
     await to_menu(user)
-    for n in range(40):  # each: the text, "use the buttons" and the menu again
+    for n in range(60):  # each: the text, and "use the buttons" with the menu again
         await user.send_text(f"hello {n}")
-        await user.next_replies(2, quiet=0.05)
+        await user.next_replies(1, quiet=0.05)
     earlier = all_ids(user)
     assert len(earlier) > 120
 
@@ -280,11 +282,11 @@ async def test_forget_clears_the_chat_then_shows_the_menu(
     assert "Delete what I told you?" in (screen.text or "")
     earlier = all_ids(user) | {forget_id}
 
-    done, menu = await press(user, "Yes", count=2)
-    assert FORGOTTEN in (done.text or "")
+    (menu,) = await press(user, "Yes")
+    assert FORGOTTEN in (menu.text or "")
     assert MENU_EN in (menu.text or "")
     assert user.chat.deleted_ids >= earlier, earlier - user.chat.deleted_ids
-    assert [m.message_id for m in user.chat.visible()] == [done.message_id, menu.message_id]
+    assert [m.message_id for m in user.chat.visible()] == [menu.message_id]
 
     # The conversation is gone, but quick exit still clears what /forget left on screen.
     (neutral,) = await press(user, "🚪 Quick exit")
@@ -303,11 +305,15 @@ async def test_odd_input_gets_calm_replies_and_the_conversation_stays_usable(
     queries: list[str] = []
     await to_menu(user)
 
-    async def expect(first_contains: str, count: int = 2) -> list[ChatMessage]:
-        replies = await user.next_replies(count)
-        assert len(replies) == count, [r.text for r in replies]
-        assert first_contains in (replies[0].text or ""), replies[0].text
-        return replies
+    async def expect(first_contains: str) -> ChatMessage:
+        """The notice and the screen again, as one message (one message per turn)."""
+        replies = await user.next_replies(1)
+        assert len(replies) == 1, [r.text for r in replies]
+        (screen,) = replies
+        assert first_contains in (screen.text or ""), screen.text
+        assert (screen.text or "").index(first_contains) == 0, "the notice comes first"
+        assert screen.buttons(), "the screen's buttons come with it"
+        return screen
 
     for send in (
         user.send_photo,
@@ -318,7 +324,7 @@ async def test_odd_input_gets_calm_replies_and_the_conversation_stays_usable(
         user.send_contact,
     ):
         await send()
-        _, screen = await expect(NOT_TEXT)
+        screen = await expect(NOT_TEXT)
         assert MENU_EN in (screen.text or "")
     await user.send_photo(caption="a caption is not text either")
     await expect(NOT_TEXT)
@@ -328,7 +334,7 @@ async def test_odd_input_gets_calm_replies_and_the_conversation_stays_usable(
     await user.send_text("x" * 10_000)  # on an information screen: buttons only
     await expect(BUTTONS_ONLY)
     await user.edit_message(typed, "hello again")
-    _, screen = await expect(EDITED)
+    screen = await expect(EDITED)
     assert MENU_EN in (screen.text or "")
     await user.send_command("/foo")
     await expect(BUTTONS_ONLY)
@@ -337,12 +343,12 @@ async def test_odd_input_gets_calm_replies_and_the_conversation_stays_usable(
     (consent,) = await press(user, "Talk to a support worker")
     await press(user, "Yes, go on")
     queries.append(await user.press("Yes, go on", message_id=consent.message_id))
-    _, screen = await expect(STALE)
+    screen = await expect(STALE)
     assert "How is it safe to contact you?" in (screen.text or "")
     for forged in ["a:zz:x", "g:nope", "é" * 32, "\x00" * 64, "a:" + "9" * 62]:
         assert len(forged.encode()) <= 64
         queries.append(await user.press_data(screen.message_id, forged))
-        _, screen = await expect(STALE)
+        screen = await expect(STALE)
         assert "How is it safe to contact you?" in (screen.text or "")
 
     # The conversation is still usable: menu, then into the contact form.
@@ -357,7 +363,7 @@ async def test_odd_input_gets_calm_replies_and_the_conversation_stays_usable(
     await user.next_replies(1)
     # A text question refuses a long text with its limit.
     await user.send_text("y" * 10_000)
-    _, screen = await expect(TOO_LONG)
+    screen = await expect(TOO_LONG)
     assert "code word" in (screen.text or "")
     (language,) = await text(user, "Bluebird")
     assert "Which language do you want to speak?" in (language.text or "")
@@ -410,12 +416,13 @@ async def test_quick_texts_of_one_person_are_handled_in_order(
     await to_codeword(user)
     for n in range(5):
         await user.send_text(f"word{n}")
-    replies = await user.next_replies(9)
-    assert len(replies) == 9, [r.text for r in replies]
-    # The first text answers the code word; the other four meet the language question.
+    replies = await user.next_replies(5)
+    assert len(replies) == 5, [r.text for r in replies]
+    # The first text answers the code word; the other four meet the language question
+    # (the notice and the screen again as one message).
     assert "Which language do you want to speak?" in (replies[0].text or "")
-    for hint, screen in zip(replies[1::2], replies[2::2], strict=True):
-        assert BUTTONS_ONLY in (hint.text or "")
+    for screen in replies[1:]:
+        assert (screen.text or "").startswith(BUTTONS_ONLY)
         assert "Which language do you want to speak?" in (screen.text or "")
     assert [r.message_id for r in replies] == sorted(r.message_id for r in replies)
 
@@ -455,9 +462,9 @@ async def test_two_people_interleaved_keep_their_own_state(
     await ann.send_text(PHONE)
     await bob.send_text("07911 654321")  # on a choice question: buttons only
     (a,) = await ann.next_replies(1)
-    hint, b = await bob.next_replies(2)
+    (b,) = await bob.next_replies(1)
     assert "When is it safe to contact you?" in (a.text or "")
-    assert "Użyj przycisków poniżej." in (hint.text or "")
+    assert (b.text or "").startswith("Użyj przycisków poniżej.")
     assert "Porozmawiaj z osobą wspierającą" in (b.text or "")
     # Ann's buttons do not work on Bob's state and vice versa (each chat has its own).
     assert all("W jakim" not in (m.text or "") for m in ann.chat.messages)
