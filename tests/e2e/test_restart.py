@@ -105,8 +105,8 @@ async def test_an_in_process_restart_resumes_at_the_same_question(
 
         # Still at the same question: a text there is answered "buttons only" + the question.
         await user.send_text("hello")
-        hint, again = await user.next_replies(2)
-        assert "Please use the buttons below." in (hint.text or "")
+        (again,) = await user.next_replies(1)
+        assert (again.text or "").startswith("Please use the buttons below.")
         assert TIMES_Q in (again.text or "")
         # The buttons of the message sent before the restart still work.
         (next_q,) = await press(user, "Evenings")
@@ -235,8 +235,8 @@ async def test_an_expired_draft_restarts_the_form(
     assert set_column(data_dir, "draft_expires_at", PAST) == 1
 
     # Answering the question on screen: the person is told, and taken to the menu.
-    notice, menu = await press(user, "Evenings", count=2)
-    assert DRAFT_EXPIRED in (notice.text or "")
+    (menu,) = await press(user, "Evenings")
+    assert (menu.text or "").startswith(DRAFT_EXPIRED)
     assert "How can I help?" in (menu.text or "")
     assert TIMES_Q not in (menu.text or "")
     with sqlite3.connect(data_dir / "safebot.db") as db:
@@ -267,10 +267,10 @@ async def test_send_after_the_draft_expired_on_the_summary_is_not_acknowledged(
     assert PHONE in (summary.text or "")
     assert set_column(data_dir, "draft_expires_at", PAST) == 1
 
-    notice, menu = await press(user, "✅ Send", count=2)
-    assert DRAFT_EXPIRED in (notice.text or "")
+    (menu,) = await press(user, "✅ Send")
+    assert (menu.text or "").startswith(DRAFT_EXPIRED)
     assert "How can I help?" in (menu.text or "")
-    assert "Your request was sent" not in (notice.text or "") + (menu.text or "")
+    assert "Your request was sent" not in (menu.text or "")
     with sqlite3.connect(data_dir / "safebot.db") as db:
         (stored,) = db.execute("SELECT count(*) FROM contact_requests").fetchone()
         (notices,) = db.execute("SELECT count(*) FROM notices").fetchone()
