@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from storage.db import create_engine
 from storage.models import Base
 
+MIGRATION_LOCK = 0x5AFEB07  # an advisory lock id of safebot's own
 config = context.config
 target_metadata = Base.metadata
 
@@ -22,6 +24,11 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        # Processes starting together on a fresh database take turns: the first migrates, the
+        # others wait here and then find the schema at head. (SQLite: every transaction of
+        # storage.db's engines begins IMMEDIATE, which serialises them the same way.)
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         context.run_migrations()
 
 
