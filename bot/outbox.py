@@ -135,6 +135,19 @@ class OutboxSender:
                         await delivery.abandon(session, r.id)
         return len(items)
 
+    def describe(self) -> dict[str, int]:
+        """Counts for diagnostics and health (no ids)."""
+        chats = self._chats.values()
+        return {
+            "chats": len(self._chats),
+            "queued_items": sum(len(c.queue) for c in chats),
+            "busy": sum(1 for c in chats if c.busy),
+            "ready": sum(1 for c in chats if c.queued),
+            "timers": sum(1 for c in chats if c.timer is not None),
+            "in_flight": len(self._in_flight),
+            "heap": len(self._heap),
+        }
+
     def pending(self) -> int:
         return sum(len(c.queue) for c in self._chats.values())
 
@@ -264,7 +277,7 @@ class OutboxSender:
                 message_id = await self.channel.deliver(item.chat, item.replies[0])
                 await self._record(item, [message_id])
         except RetryLater as exc:
-            finished = False
+            finished = item.id in chat.superseded
             chat.not_before = self._clock() + exc.seconds
             log.info("flood control: %s waits %.1f s", exc.kind, exc.seconds)
         except MaybeDelivered as exc:
@@ -278,10 +291,8 @@ class OutboxSender:
             log.error("delivery failed: %s", type(exc).__name__)
             finished = await self._maybe_delivered(chat, item, exc, started)
         finally:
-            if item.id in chat.superseded:
-                chat.superseded.discard(item.id)
-                finished = True
-            if chat.queue and chat.queue[0] is item and finished:
+            chat.superseded.discard(item.id)
+            if finished and chat.queue and chat.queue[0].id == item.id:
                 chat.queue.popleft()
             chat.busy = False
             self._make_ready(key, chat)
@@ -289,10 +300,14 @@ class OutboxSender:
     async def _maybe_delivered(
         self, chat: _Chat, item: Queued, exc: Exception, started: dt.datetime
     ) -> bool:
-        """A send that may have reached the chat: remember the gap, try again later."""
+        """A send that may have reached the chat: remember the gap, try again later (unless a
+        quick exit has taken it off the outbox meanwhile: that quick exit deletes the gap).
+        Returns whether the item is done with."""
         kind = getattr(exc, "kind", type(exc).__name__)
         attempts = item.attempts + 1
         await self._retry_db(lambda s: self._gap_and_attempt(s, item, started))
+        if item.id in chat.superseded:
+            return True
         if attempts >= MAX_ATTEMPTS:
             log.error("reply given up after %d attempts (%s)", attempts, kind)
             self.abandoned += 1
@@ -301,9 +316,8 @@ class OutboxSender:
         delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempts - 1))
         log.info("send failed (%s), attempt %d; retry in %.1f s", kind, attempts, delay)
         chat.not_before = self._clock() + delay
-        index = next((i for i, q in enumerate(chat.queue) if q is item), None)
-        if index is not None:
-            chat.queue[index] = _with_attempts(item, attempts)
+        if chat.queue and chat.queue[0].id == item.id:
+            chat.queue[0] = _with_attempts(item, attempts)
         return False
 
     async def _gap_and_attempt(

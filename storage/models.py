@@ -133,6 +133,9 @@ class OutboxItem(Base):
     the row is deleted once Telegram confirms delivery."""
 
     __tablename__ = "outbox"
+    # Ids are never reused (SQLite would reuse the highest after a delete): the sender tells
+    # items apart by id, and a quick exit must not look like the reply it replaced.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     chat_key: Mapped[str] = mapped_column(String(64))

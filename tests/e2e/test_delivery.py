@@ -1,0 +1,221 @@
+"""Delivery as Telegram really behaves: faults of every kind, a send whose answer never comes
+back, per-chat pacing with a crowd, and quick exit behind a backlog (real PTB over HTTP
+against the emulator, in-process).
+
+Each test counts what was lost or left on screen, and prints its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.app import RunningServer
+from tests.e2e.conftest import TOKEN, bot_env, start_bot
+from tests.e2e.emulator import FAULT_KINDS, BotApiEmulator, ChatMessage, EmulatedUser
+
+NEUTRAL = "Chat cleared."
+WELCOME = "Welcome"
+MENU = "How can I help?"
+CONSENT = "Do you want to go on?"
+METHOD = "How is it safe to contact you?"
+PHONE_Q = "What is a safe phone number for you?"
+TIMES_Q = "When is it safe to contact you?"
+PHONE = "07911 123456"
+
+
+async def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.02)
+
+
+def shows(user: EmulatedUser, text: str, after: int = 0) -> bool:
+    return any(text in (m.text or "") for m in user.chat.bot_messages() if m.message_id > after)
+
+
+def newest_id(user: EmulatedUser) -> int:
+    return max((m.message_id for m in user.chat.messages), default=0)
+
+
+async def step(user: EmulatedUser, action: Callable[[], object], expect: str) -> None:
+    """Do something and wait for the screen it leads to (however many retries it takes)."""
+    before = newest_id(user)
+    result = action()
+    if asyncio.iscoroutine(result):
+        await result
+    await wait_until(lambda: shows(user, expect, before), 60, f"{expect!r} in chat {user.id}")
+
+
+def leftovers(user: EmulatedUser) -> list[ChatMessage]:
+    """Everything still on screen after quick exit that is not the neutral line."""
+    return [m for m in user.chat.visible() if not (m.from_bot and NEUTRAL in (m.text or ""))]
+
+
+async def stop(server: RunningServer) -> None:
+    await asyncio.wait_for(server.stop(), 30)
+
+
+# ---- faults ---------------------------------------------------------------------------------
+
+
+async def test_a_fifth_of_calls_failing_loses_no_reply_and_quick_exit_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    seed = random.randrange(10**6)
+    async with BotApiEmulator(
+        token=TOKEN,
+        fault_rate=0.2,
+        fault_seed=seed,
+        fault_methods=("sendMessage", "deleteMessages", "answerCallbackQuery", "getUpdates"),
+        shared_message_ids=True,  # ids of one chat are never consecutive
+        hang_seconds=6.0,  # longer than the send time-out: the answer never comes back
+    ) as emu:
+        server = await start_bot(bot_env(emu, tmp_path / "data"))
+        users = [emu.user(7000 + i, language_code="en") for i in range(8)]
+
+        async def journey(user: EmulatedUser) -> None:
+            await step(user, lambda: user.send_command("/start"), WELCOME)
+            await step(user, lambda: user.press("Continue"), MENU)
+            await step(user, lambda: user.press("Talk to a support worker"), CONSENT)
+            await step(user, lambda: user.press("Yes, go on"), METHOD)
+            await step(user, lambda: user.press("Phone call"), PHONE_Q)
+            await step(user, lambda: user.send_text(PHONE), TIMES_Q)
+            await step(user, lambda: user.press("🚪 Quick exit"), NEUTRAL)
+
+        try:
+            await asyncio.gather(*(journey(u) for u in users))
+            assert server.delivery is not None
+            await asyncio.wait_for(server.delivery.sender.wait_idle(), 90)
+        finally:
+            await stop(server)
+        left = {u.id: [m.text for m in leftovers(u)] for u in users}
+        kinds = {kind for _method, kind in emu.faults_injected}
+        sends = len(emu.calls_to("sendMessage"))
+        print(
+            f"seed {seed}: {len(emu.faults_injected)} faults in {len(emu.calls)} calls "
+            f"({sorted(kinds)}), {sends} sends, leftovers {sum(map(len, left.values()))}"
+        )
+        assert all(not texts for texts in left.values()), (seed, left)
+        assert kinds >= {"500", "502", "drop", "lost_answer"}, (seed, kinds)
+        assert server.delivery.sender.abandoned == 0
+
+
+async def test_a_hung_send_then_quick_exit_leaves_nothing_on_screen(tmp_path: Path) -> None:
+    """The phone-number screen reaches the chat but its answer never comes back, so its id is
+    unknown. Quick exit, pressed while that send still hangs, must delete it anyway (ids of
+    one chat are not consecutive: another person is chatting at the same time)."""
+    async with BotApiEmulator(token=TOKEN, shared_message_ids=True, hang_seconds=8.0) as emu:
+        server = await start_bot(bot_env(emu, tmp_path / "data"))
+        try:
+            user, other = emu.user(7100, language_code="en"), emu.user(7101, language_code="en")
+            await step(user, lambda: user.send_command("/start"), WELCOME)
+            for label, expect in [
+                ("Continue", MENU),
+                ("Talk to a support worker", CONSENT),
+                ("Yes, go on", METHOD),
+                ("Phone call", PHONE_Q),
+            ]:
+                await step(user, lambda label=label: user.press(label), expect)  # type: ignore[misc]
+                await step(other, lambda: other.send_command("/start"), WELCOME)
+            emu.fault_next("sendMessage", "hang")
+            before = newest_id(user)
+            await user.send_text(PHONE)
+            await wait_until(lambda: shows(user, TIMES_Q, before), 10, "the hung send arrives")
+            await step(other, lambda: other.send_command("/start"), WELCOME)
+            try:
+                await step(user, lambda: user.press("🚪 Quick exit"), NEUTRAL)
+            except AssertionError:
+                assert server.delivery is not None
+                print("DEBUG", server.delivery.sender.describe(), server.delivery.scheduler._chats)
+                raise
+            assert server.delivery is not None
+            await asyncio.wait_for(server.delivery.sender.wait_idle(), 30)
+        finally:
+            await stop(server)
+        assert leftovers(user) == [], [m.text for m in leftovers(user)]
+        ids = [m.message_id for m in user.chat.messages]
+        assert any(b - a > 1 for a, b in zip(ids, ids[1:], strict=False)), "ids were consecutive"
+        assert all(not m.deleted for m in other.chat.messages), "another chat was touched"
+
+
+# ---- crowds and pacing ------------------------------------------------------------------------
+
+
+async def test_a_backlog_delays_no_one_else_and_quick_exit_goes_first(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """With Telegram's per-chat pace (about one a second), one person's 20 quick messages
+    take many seconds to answer. Someone else's first reply, that person's press, and their
+    quick exit must not wait behind them."""
+    env = bot_env(emulator, tmp_path / "data", SAFEBOT_CHAT_SEND_RATE="1")
+    server = await start_bot(env)
+    loop = asyncio.get_running_loop()
+    try:
+        busy = emulator.user(7200, language_code="en")
+        await step(busy, lambda: busy.send_command("/start"), WELCOME)
+        await step(busy, lambda: busy.press("Continue"), MENU)
+        menu = busy.last_bot_message()
+        for n in range(20):
+            await busy.send_text(f"hello {n}")
+        await wait_until(lambda: len(busy.chat.bot_messages()) >= 4, 10, "the backlog starts")
+
+        newcomer = emulator.user(7201, language_code="en")
+        began = loop.time()
+        await step(newcomer, lambda: newcomer.send_command("/start"), WELCOME)
+        first_reply = loop.time() - began
+
+        began = loop.time()
+        query = await busy.press_data(menu.message_id, "m")
+        await wait_until(lambda: query in emulator.answered_callbacks, 5, "the press answered")
+        press_answer = loop.time() - began
+        backlog = 21 - len(busy.chat.bot_messages())
+
+        began = loop.time()
+        await step(busy, lambda: busy.send_command("/exit"), NEUTRAL)
+        quick_exit = loop.time() - began
+        assert server.delivery is not None
+        await asyncio.wait_for(server.delivery.sender.wait_idle(), 30)
+    finally:
+        await stop(server)
+    print(
+        f"backlog {backlog}: first reply {first_reply:.2f}s, press answered "
+        f"{press_answer:.2f}s, quick exit {quick_exit:.2f}s"
+    )
+    assert backlog >= 5, "the test needs a real backlog"
+    assert first_reply < 1.5
+    assert press_answer < 1.0
+    assert quick_exit < 1.5
+    # Nothing of the backlog reached the screen after the quick exit.
+    assert leftovers(busy) == [], [m.text for m in leftovers(busy)]
+
+
+async def test_a_crowd_gets_first_replies_within_the_overall_limit(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """N people at once, each answered with one message: the last first reply comes about
+    N/30 s after the burst (Telegram's 30 messages a second), not later."""
+    n = 90
+    server = await start_bot(bot_env(emulator, tmp_path / "data", SAFEBOT_CHAT_SEND_RATE="1"))
+    loop = asyncio.get_running_loop()
+    try:
+        crowd = [emulator.user(8000 + i, language_code="en") for i in range(n)]
+        began = loop.time()
+        await asyncio.gather(*(u.send_command("/start") for u in crowd))
+        await wait_until(
+            lambda: all(u.chat.bot_messages() for u in crowd), n / 30 + 10, "first replies"
+        )
+        last = loop.time() - began
+    finally:
+        await stop(server)
+    print(f"{n} people: last first reply after {last:.2f}s (limit {n / 30:.1f}s)")
+    assert last < n / 30 + 2
+    assert all(len(u.chat.bot_messages()) == 1 for u in crowd)
+
+
+def test_every_fault_kind_is_emulated() -> None:
+    assert set(FAULT_KINDS) == {"500", "502", "drop", "lost_answer", "hang", "429"}
