@@ -29,16 +29,16 @@ from storage.db import create_engine, session_factory
 from storage.drafts import open_draft, open_json, seal_draft, seal_json
 from storage.migrate import alembic_config, downgrade, upgrade
 from storage.models import (
-    InboxUpdate,
-    OutboxItem,
-    SendGap,
     Base,
     ChatMessage,
     ContactRequest,
     Conversation,
+    InboxUpdate,
     Notice,
     OrganisationKey,
+    OutboxItem,
     ProcessedUpdate,
+    SendGap,
 )
 from storage.sealing import SealContext, generate_keypair, open_sealed, seal
 from tests.integration.support import EmptyDatabase, aware
