@@ -6,7 +6,6 @@ contact requests are HPKE envelopes only the receiving organisation can open.
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.ext.asyncio import AsyncAttrs
@@ -136,7 +135,7 @@ class OutboxItem(Base):
     __tablename__ = "outbox"
     # Ids are never reused (SQLite would reuse the highest after a delete): the sender tells
     # items apart by id, and a quick exit must not look like the reply it replaced.
-    __table_args__: ClassVar[dict[str, bool]] = {"sqlite_autoincrement": True}
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     chat_key: Mapped[str] = mapped_column(String(64))
