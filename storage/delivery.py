@@ -213,10 +213,3 @@ async def chat_cleared(
     await session.execute(stmt.where(ChatMessage.message_id.in_([int(i) for i in deleted])))
     if gaps_done:
         await session.execute(delete(SendGap).where(SendGap.chat_key == chat_key))
-
-
-async def purge_old_gaps(session: AsyncSession, now: dt.datetime) -> int:
-    result = await session.execute(
-        delete(SendGap).where(SendGap.created_at <= now - MESSAGE_DELETE_WINDOW)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -14,7 +14,14 @@ from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.db import checkpoint
-from storage.models import ChatMessage, ContactRequest, Conversation, Notice, ProcessedUpdate
+from storage.models import (
+    ChatMessage,
+    ContactRequest,
+    Conversation,
+    Notice,
+    ProcessedUpdate,
+    SendGap,
+)
 from storage.queries import MESSAGE_DELETE_WINDOW
 
 # Telegram stops redelivering an update long before this.
@@ -71,6 +78,10 @@ async def purge(
         )
         await session.execute(
             delete(ChatMessage).where(ChatMessage.sent_at <= now - MESSAGE_DELETE_WINDOW)
+        )
+        # Ids Telegram no longer lets a bot delete are of no use to quick exit.
+        await session.execute(
+            delete(SendGap).where(SendGap.created_at <= now - MESSAGE_DELETE_WINDOW)
         )
     await checkpoint(engine)
     return PurgeReport(
