@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import secrets as secrets_module
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from flows.check import check_flow
 from flows.definition import load_flow
 from flows.engine import Context
 from flows.i18n import load_catalogs
-from storage.db import create_engine, session_factory
+from storage.db import create_engine, is_sqlite, session_factory
 from storage.migrate import upgrade_async
 from storage.retention import purge
 from storage.server_secrets import load_or_create, load_or_create_token
@@ -98,6 +99,7 @@ async def build_core(settings: Settings, *, migrate: bool = True) -> Core:
         state_ttl=settings.state_ttl,
         draft_ttl=settings.draft_ttl,
         engine=engine,
+        owner=secrets_module.token_hex(8),
     )
     return Core(settings=settings, ctx=ctx, engine=engine, sessions=sessions, service=service)
 
@@ -119,7 +121,13 @@ def build_delivery(core: Core) -> Delivery:
     assert settings.token is not None
     telegram = build_application(settings.token, settings.api_base_url)
     channel = TelegramChannel(telegram.bot)
-    sender = OutboxSender(channel, core.sessions, chat_rate=settings.chat_send_rate)
+    sender = OutboxSender(
+        channel,
+        core.sessions,
+        chat_rate=settings.chat_send_rate,
+        owner=core.service.owner or "",
+        shared=not is_sqlite(core.engine),
+    )
     notices = NoticeWorker(telegram.bot, core.sessions, core.ctx.deployment)
 
     def on_turn(turn: Turn) -> None:
@@ -169,11 +177,7 @@ async def start_server(settings: Settings) -> RunningServer:
         "serving on http://%s:%d (%s)",
         settings.host,
         settings.port,
-        "no Telegram token"
-        if parts is None
-        else "webhook"
-        if settings.webhook_url
-        else "polling",
+        "no Telegram token" if parts is None else "webhook" if settings.webhook_url else "polling",
     )
     return RunningServer(core=core, runner=runner, delivery=parts)
 
@@ -202,7 +206,9 @@ def _telegram_lifecycle(core: Core, parts: Delivery, secret: str):  # type: igno
                 settings.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
             )
         else:
-            poller = StoringPoller(telegram, parts.receiver, allowed_updates=ALLOWED_UPDATES)
+            poller = StoringPoller(
+                telegram, parts.receiver, allowed_updates=ALLOWED_UPDATES, engine=core.engine
+            )
             await poller.start()
         task = asyncio.create_task(parts.notices.run())
         yield

@@ -77,11 +77,17 @@ class OutboxSender:
         chat_rate: float = 1.0,
         chat_burst: int = 3,
         max_in_flight: int = 32,
+        owner: str = "",
+        shared: bool = False,
         clock: Callable[[], float] = time.monotonic,
         utc: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.channel = channel
         self.sessions = sessions
+        # `owner` names this process on the items it delivers; `shared` (PostgreSQL) means
+        # other processes may deliver to the same chats, so order is checked in the database.
+        self.owner = owner
+        self.shared = shared
         self.chat_rate = chat_rate
         self.chat_burst = chat_burst
         self.max_in_flight = max_in_flight
@@ -96,6 +102,8 @@ class OutboxSender:
         self._idle.set()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._lease_task: asyncio.Task[None] | None = None
+        self._open_row: Callable[[OutboxItem], Queued | None] | None = None
         self.abandoned = 0  # for tests and health: replies given up after every retry
 
     # ---- feeding ---------------------------------------------------------------------
@@ -114,15 +122,24 @@ class OutboxSender:
                 chat.queue = deque(keep)
             if any(q.id == item.id for q in chat.queue):
                 continue
-            chat.queue.append(item)
+            # In id order (commit order), but never in front of the item in flight: items
+            # taken over from a dead process may be older than what this one holds.
+            index = len(chat.queue)
+            while index > (1 if chat.busy else 0) and chat.queue[index - 1].id > item.id:
+                index -= 1
+            chat.queue.insert(index, item)
             self._idle.clear()
             if not chat.busy:
                 self._make_ready(item.chat_key, chat)
 
     async def load(self, open_row: Callable[[OutboxItem], Queued | None]) -> int:
-        """Start-up: everything committed but not delivered before the last stop."""
-        async with self.sessions() as session:
-            rows = await delivery.outbox_items(session)
+        """Start-up (and every lease period when shared): take over what was committed but
+        not delivered, by the last run of this process or by one that died."""
+        self._open_row = open_row
+        async with transaction(self.sessions) as session:
+            rows = await delivery.claim_outbox(
+                session, self.owner, self._utc(), everything=not self.shared
+            )
         items = [q for q in (open_row(r) for r in rows) if q is not None]
         self.submit(items)
         unreadable = len(rows) - len(items)
@@ -159,8 +176,26 @@ class OutboxSender:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="safebot-outbox")
+        self._lease_task = asyncio.create_task(self._leases(), name="safebot-outbox-leases")
+
+    async def _leases(self) -> None:
+        """Keep this process's claim on its items alive; take over items whose process died."""
+        period = delivery.LEASE.total_seconds() / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                async with transaction(self.sessions) as session:
+                    await delivery.renew_lease(session, self.owner, self._utc())
+                if self.shared and self._open_row is not None:
+                    await self.load(self._open_row)
+            except Exception as exc:
+                log.warning("outbox lease renewal failed: %s", type(exc).__name__)
 
     async def stop(self, grace: float = 5.0) -> None:
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -271,6 +306,9 @@ class OutboxSender:
         started = self._utc()
         finished = True
         try:
+            if self.shared and not await self._first_in_line(chat, item):
+                finished = item.id in chat.superseded
+                return
             if item.kind == "quick_exit":
                 await self._quick_exit(item)
             else:
@@ -296,6 +334,19 @@ class OutboxSender:
                 chat.queue.popleft()
             chat.busy = False
             self._make_ready(key, chat)
+
+    async def _first_in_line(self, chat: _Chat, item: Queued) -> bool:
+        """Several processes: send only the chat's oldest waiting item, and only while it is
+        still waiting (another process's quick exit deletes it)."""
+        async with self.sessions() as session:
+            first = await delivery.first_waiting(session, item.chat_key)
+        if first is None or first > item.id:
+            chat.superseded.add(item.id)  # gone: a quick exit elsewhere took it off
+            return False
+        if first < item.id:
+            chat.not_before = self._clock() + 0.1  # an older one is with another process
+            return False
+        return True
 
     async def _maybe_delivered(
         self, chat: _Chat, item: Queued, exc: Exception, started: dt.datetime

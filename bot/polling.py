@@ -1,5 +1,8 @@
 """Long polling with the durable inbox: store the batch, then confirm it at once.
 
+With several processes on one PostgreSQL, one of them polls (it holds an advisory lock); the
+others wait to take over if it dies, and meanwhile run turns and deliver replies like it.
+
 PTB's Updater confirms a batch (the next getUpdates offset) as soon as it has fetched it, before
 anything durable happened. Here the next offset is asked for only after the batch is committed
 to the inbox, so a process killed at any moment has either not confirmed an update (Telegram
@@ -13,11 +16,13 @@ import asyncio
 import contextlib
 import logging
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot.ratelimit import retry_after_seconds
 from bot.receiver import Receiver
+from storage.db import POLLER_LOCK, leadership
 
 log = logging.getLogger("safebot.polling")
 
@@ -30,11 +35,13 @@ class StoringPoller:
         *,
         allowed_updates: list[str],
         timeout: int = 10,
+        engine: AsyncEngine | None = None,
     ) -> None:
         self.application = application
         self.receiver = receiver
         self.allowed_updates = allowed_updates
         self.timeout = timeout
+        self.engine = engine  # several processes on PostgreSQL: only the leader polls
         self._offset: int | None = None
         self._task: asyncio.Task[None] | None = None
         self.fetched = 0  # updates fetched, for the benchmark (re-fetches show up here)
@@ -54,6 +61,14 @@ class StoringPoller:
                 await self.application.bot.get_updates(offset=self._offset, timeout=0, limit=1)
 
     async def _run(self) -> None:
+        if self.engine is None:
+            await self._poll()
+            return
+        async with leadership(self.engine, POLLER_LOCK):
+            log.info("this process polls Telegram")
+            await self._poll()
+
+    async def _poll(self) -> None:
         delay = 1.0
         while True:
             try:

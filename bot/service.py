@@ -163,8 +163,10 @@ class ConversationService:
         draft_ttl: dt.timedelta,
         clock: Callable[[], dt.datetime] = utcnow,
         engine: AsyncEngine | None = None,
+        owner: str | None = None,
     ) -> None:
         self.ctx = ctx
+        self.owner = owner  # this process, on the outbox items its turns queue
         self.engine = engine
         self.sessions = sessions
         self.secrets = secrets
@@ -545,7 +547,7 @@ class ConversationService:
             )
             for r in replies
         ]
-        rows = await delivery.add_outgoing(session, chat_key, items, self.clock())
+        rows = await delivery.add_outgoing(session, chat_key, items, self.clock(), self.owner)
         return tuple(
             Queued(row.id, chat_key, lane, "send", chat, (r,))
             for row, r in zip(rows, replies, strict=True)
@@ -556,7 +558,7 @@ class ConversationService:
     ) -> tuple[Queued, ...]:
         body = {"chat": chat, "replies": [reply_to_json(r) for r in replies]}
         item = delivery.Outgoing("quick_exit", LANE_QUICK_EXIT, self._seal_out(chat_key, body))
-        (row,) = await delivery.add_outgoing(session, chat_key, [item], self.clock())
+        (row,) = await delivery.add_outgoing(session, chat_key, [item], self.clock(), self.owner)
         return (Queued(row.id, chat_key, LANE_QUICK_EXIT, "quick_exit", chat, tuple(replies)),)
 
     def _seal_out(self, chat_key: str, body: Mapping[str, object]) -> bytes:

@@ -7,6 +7,7 @@ bytes survive in the -wal file until a checkpoint, so `checkpoint()` runs after 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -99,3 +100,27 @@ async def ping(engine: AsyncEngine) -> bool:
         return True
     except Exception:
         return False
+
+
+POLLER_LOCK = 0x5AFEB08  # held by the one process that polls Telegram
+
+
+@asynccontextmanager
+async def leadership(engine: AsyncEngine, key: int, retry: float = 2.0) -> AsyncIterator[None]:
+    """Wait until this process holds the session-level advisory lock `key` (PostgreSQL), and
+    hold it until the block ends or the connection dies, whereupon another process takes
+    over. On SQLite there is one process: it leads at once."""
+    if is_sqlite(engine):
+        yield
+        return
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        query = text("SELECT pg_try_advisory_lock(:k)")
+        while True:  # polled: another process may die at any time, and nothing signals it
+            if (await auto.execute(query, {"k": key})).scalar():
+                break
+            await asyncio.sleep(retry)
+        try:
+            yield
+        finally:
+            await auto.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})

@@ -91,9 +91,17 @@ class Outgoing:
     payload: bytes
 
 
+LEASE = dt.timedelta(seconds=15)
+
+
 async def add_outgoing(
-    session: AsyncSession, chat_key: str, items: Sequence[Outgoing], now: dt.datetime
+    session: AsyncSession,
+    chat_key: str,
+    items: Sequence[Outgoing],
+    now: dt.datetime,
+    owner: str | None = None,
 ) -> list[OutboxItem]:
+    """Queue a turn's items, claimed by the process that ran the turn (it delivers them)."""
     rows = [
         OutboxItem(
             chat_key=chat_key,
@@ -102,6 +110,8 @@ async def add_outgoing(
             payload=i.payload,
             attempts=0,
             created_at=now,
+            claimed_by=owner,
+            claimed_until=None if owner is None else now + LEASE,
         )
         for i in items
     ]
@@ -116,12 +126,40 @@ async def drop_outgoing(session: AsyncSession, chat_key: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def outbox_items(session: AsyncSession) -> Sequence[OutboxItem]:
-    return (await session.scalars(select(OutboxItem).order_by(OutboxItem.id))).all()
+async def claim_outbox(
+    session: AsyncSession, owner: str, now: dt.datetime, *, everything: bool
+) -> Sequence[OutboxItem]:
+    """Take over items nobody is delivering: unclaimed ones and those whose lease ran out (the
+    process died), or all of them (`everything`: one process on SQLite, at start-up)."""
+    stmt = select(OutboxItem).order_by(OutboxItem.id)
+    if not everything:
+        stmt = stmt.where((OutboxItem.claimed_until.is_(None)) | (OutboxItem.claimed_until < now))
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = (await session.scalars(stmt)).all()
+    if rows:
+        await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id.in_([r.id for r in rows]))
+            .values(claimed_by=owner, claimed_until=now + LEASE)
+        )
+    return rows
 
 
-async def outbox_item_exists(session: AsyncSession, item_id: int) -> bool:
-    return await session.get(OutboxItem, item_id) is not None
+async def renew_lease(session: AsyncSession, owner: str, now: dt.datetime) -> None:
+    await session.execute(
+        update(OutboxItem).where(OutboxItem.claimed_by == owner).values(claimed_until=now + LEASE)
+    )
+
+
+async def first_waiting(session: AsyncSession, chat_key: str) -> int | None:
+    """The oldest item still waiting for this chat, whichever process holds it: an item may be
+    sent only when it is the first (per-person order across processes), and only while it is
+    still there (a quick exit in another process deletes it)."""
+    value = await session.scalar(
+        select(func.min(OutboxItem.id)).where(OutboxItem.chat_key == chat_key)
+    )
+    return None if value is None else int(value)
 
 
 async def delivered(

@@ -144,6 +144,10 @@ class OutboxItem(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # The process delivering it, while its lease runs; an expired lease (the process died)
+    # lets another process take the item over.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
 Index("ix_outbox_chat", OutboxItem.chat_key, OutboxItem.id)

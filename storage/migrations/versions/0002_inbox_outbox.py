@@ -37,11 +37,14 @@ def upgrade() -> None:
     sa.Column('payload', sa.LargeBinary(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_by', sa.String(length=32), nullable=True),
+    sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sqlite_autoincrement=True,
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_chat', ['chat_key', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_claimed_until'), ['claimed_until'], unique=False)
 
     op.create_table('send_gaps',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -62,6 +65,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_send_gaps_chat_key'))
     op.drop_table('send_gaps')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_claimed_until'))
         batch_op.drop_index('ix_outbox_chat')
     op.drop_table('outbox')
     with op.batch_alter_table('inbox', schema=None) as batch_op:

@@ -1,0 +1,170 @@
+"""Two `safebot run` processes on one PostgreSQL behind a proxy that hands each webhook call to
+the other process in turn, so one person's updates alternate between them. Per-person order
+holds (no "That button is from an earlier message"), everyone reaches Send, and each request
+is stored once. Skipped, with the reason, when no PostgreSQL server answers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from tests.e2e.conftest import (
+    BotProcess,
+    bot_env,
+    fill_request,
+    free_port,
+    send_request,
+    stop_bot_process,
+)
+from tests.e2e.emulator import BotApiEmulator
+
+PG_ADMIN_DSN = os.environ.get("SAFEBOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+SECRET = "two-process-secret"
+PEOPLE = 10
+STALE = "That button is from an earlier message"
+ANSWERS: dict[str, str | None] = {
+    "method": "call",
+    "phone": "07911 123456",
+    "times": "evenings",
+    "leave_message": "no",
+    "someone_else": "hang_up",
+    "language": "en",
+    "urgent": "no",
+    "organisation": "none",
+}
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=2)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN.split('@')[-1]}: {exc!r}")
+    name = f"safebot_two_{os.getpid()}_{os.urandom(3).hex()}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    host = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"{host}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+class Alternating:
+    """A reverse proxy that forwards each webhook call to the next backend in turn."""
+
+    def __init__(self, backends: list[str]) -> None:
+        self.backends = itertools.cycle(backends)
+        self.forwarded = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        target = next(self.backends)
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-telegram")}
+        headers["Content-Type"] = "application/json"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(target, data=body, headers=headers) as resp,
+        ):
+            self.forwarded += 1
+            return web.Response(status=resp.status)
+
+
+async def test_one_persons_updates_alternating_between_processes_keep_order(
+    emulator: BotApiEmulator, tmp_path: Path, pg_url: str
+) -> None:
+    proxy_port = free_port()
+    hook = f"http://127.0.0.1:{proxy_port}/hook"
+    keys = {
+        name: base64.b64encode(os.urandom(32)).decode()
+        for name in ("SAFEBOT_USER_HASH_KEY", "SAFEBOT_DRAFT_KEY", "SAFEBOT_LOOKUP_KEY")
+    }
+    processes = []
+    for n in range(2):
+        port = free_port()
+        env = bot_env(
+            emulator,
+            tmp_path / "data",  # one data dir: the demo keys are made by the first
+            DATABASE_URL=pg_url,
+            SAFEBOT_PORT=str(port),
+            SAFEBOT_WEBHOOK_URL=hook,
+            SAFEBOT_WEBHOOK_SECRET=SECRET,
+            **keys,
+        )
+        processes.append((BotProcess(env, tmp_path / f"logs-{n}"), port))
+    proxy = Alternating([f"http://127.0.0.1:{port}/hook" for _p, port in processes])
+    app = web.Application()
+    app.router.add_post("/hook", proxy.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", proxy_port).start()
+    try:
+        for process, _port in processes:
+            await process.start()
+        users = [emulator.user(9500 + i, language_code="en") for i in range(PEOPLE)]
+
+        async def through(user_index: int) -> str:
+            user = users[user_index]
+            await fill_request(user, "en", ANSWERS, timeout=20)
+            _done, reference = await send_request(user, "en", timeout=20)
+            return reference
+
+        references = await asyncio.gather(*(through(i) for i in range(PEOPLE)))
+        stale = sum(STALE in (m.text or "") for u in users for m in u.chat.messages if m.from_bot)
+        conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            stored = await conn.fetchval("SELECT count(*) FROM contact_requests")
+        finally:
+            await conn.close()
+    finally:
+        for process, _port in processes:
+            await stop_bot_process(process)
+        await runner.cleanup()
+    print(f"{proxy.forwarded} webhook calls alternated; stale presses {stale}")
+    assert proxy.forwarded > PEOPLE * 10
+    assert stale == 0
+    assert len(set(references)) == PEOPLE
+    assert stored == PEOPLE
+
+
+async def test_polling_elects_one_poller_and_another_takes_over_after_kill_9(
+    emulator: BotApiEmulator, tmp_path: Path, pg_url: str
+) -> None:
+    keys = {
+        name: base64.b64encode(os.urandom(32)).decode()
+        for name in ("SAFEBOT_USER_HASH_KEY", "SAFEBOT_DRAFT_KEY", "SAFEBOT_LOOKUP_KEY")
+    }
+    processes = [
+        BotProcess(
+            bot_env(emulator, tmp_path / "data", DATABASE_URL=pg_url, **keys), tmp_path / f"l{n}"
+        )
+        for n in range(2)
+    ]
+    try:
+        for process in processes:
+            await process.start()
+        user = emulator.user(9600, language_code="en")
+        await user.send_command("/start")
+        (welcome,) = await user.next_replies(1, timeout=20)
+        assert "Welcome" in (welcome.text or "")
+        conflicts = [e for e in emulator.errors if e[0] == "getUpdates" and e[1] == 409]
+        assert conflicts == [], "both processes polled at once"
+        leader = next(p for p in processes if "this process polls" in p.stderr())
+        leader.kill()
+        await user.press("Continue")
+        (menu,) = await user.next_replies(1, timeout=30)
+        assert "How can I help?" in (menu.text or "")
+        survivor = next(p for p in processes if p is not leader)
+        assert "this process polls" in survivor.stderr()
+    finally:
+        for process in processes:
+            await stop_bot_process(process)
