@@ -10,9 +10,12 @@ import html
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-from flows.definition import CALLBACK_DATA_MAX_BYTES
-from flows.engine import Context, placeholders_of, render_screen
+from flows.callbacks import CALLBACK_DATA_MAX_BYTES, LONGEST_SEQ
+from flows.context import Context
+from flows.engine import render_screen
+from flows.kinds import StepKind
 from flows.state import ConversationState
+from flows.text import placeholders_of
 
 TEXT_LIMIT = 4096
 ALLOWED_TAGS = {"b", "i", "u", "s", "code", "pre", "a", "blockquote"}
@@ -86,7 +89,7 @@ def check_flow(ctx: Context) -> list[Issue]:
                 language=language,
                 answers=SAMPLE_ANSWERS,
                 editing=True,
-                seq=36**6 - 1,
+                seq=LONGEST_SEQ,  # the longest callback data
                 flow_version=flow.version,
             )
             reply = render_screen(ctx, state)
@@ -101,7 +104,10 @@ def check_flow(ctx: Context) -> list[Issue]:
                 issues.append(
                     Issue(language, sid, f"{checker.text_len} characters, over {TEXT_LIMIT}")
                 )
-            if not html.unescape(reply.html).strip() and flow.steps[sid].kind != "submitting":
+            if (
+                not html.unescape(reply.html).strip()
+                and flow.steps[sid].kind != StepKind.SUBMITTING
+            ):
                 issues.append(Issue(language, sid, "renders empty"))
             for row in reply.buttons:
                 for button in row:

@@ -4,17 +4,9 @@ A flow is data (TOML): the step graph and the English source strings that gettex
 `load_flow` reports *every* problem it finds in one `FlowError` (as goflow's `NewFlow` does),
 so an editor fixes a file in one pass instead of one error at a time.
 
-Step kinds:
-    screen      information: title, paragraphs, optional dynamic blocks, navigation buttons
-    question    asks for one answer (`input`: choice, text, phone, email); may be skipped
-                when `optional`; may be shown only `when` an earlier answer matches
-    summary     shows the draft answers: confirm, change one, or cancel
-    submitting  waits for the edges to store the request (never shown as a screen of its own)
-    done        the request was stored: shows the reference code
-    language    the list of languages, each in its own name
-    status      asks for a reference code and reports whether it was picked up
-    forget      asks to confirm "delete what I told you"
-    exit        the neutral line left after a quick exit
+Step kinds and question inputs are listed, with what each does, in `flows.kinds`. Besides the
+shape of each step, the loader refuses a flow the engine could not run to the end: unknown
+targets, unreachable steps, and `when` conditions that could skip round a loop forever.
 """
 
 from __future__ import annotations
@@ -27,21 +19,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from flows import form
+from flows.callbacks import CALLBACK_DATA_MAX_BYTES as CALLBACK_DATA_MAX_BYTES
+from flows.callbacks import LONGEST_SEQ, Act, GoTo, encode, fits
 from flows.errors import FlowError
+from flows.kinds import SINGLE_KINDS, InputKind, StepKind
 
 MAX_FLOW_BYTES = 512 * 1024
-CALLBACK_DATA_MAX_BYTES = 64  # Telegram refuses the whole message above this
-# Longest callback payload the engine builds around an id: "a:<seq>:<value>" with a
-# six-digit base-36 sequence number.
-_CALLBACK_OVERHEAD = len("a:zzzzzz:")
 
-STEP_KINDS = frozenset(
-    {"screen", "question", "summary", "submitting", "done", "language", "status", "forget", "exit"}
-)
-INPUT_KINDS = frozenset({"choice", "text", "phone", "email"})
+STEP_KINDS = frozenset(StepKind)
+INPUT_KINDS = frozenset(InputKind)
 BLOCKS = frozenset({"helplines_now", "helplines_all", "organisations", "policy", "retention"})
 DYNAMIC_OPTIONS = frozenset({"languages", "organisations"})
-DEPLOYMENT_CONDITIONS = frozenset({"org_choice"})
+DEPLOYMENT_CONDITIONS = frozenset({form.ORG_CHOICE})
 
 # Interface strings the engine itself uses; the flow file must define each.
 REQUIRED_STRINGS = frozenset(
@@ -90,6 +80,11 @@ REQUIRED_STRINGS = frozenset(
     }
 )
 REQUIRED_PLURALS = frozenset({"retention_days"})
+_TITLED_KINDS = frozenset(
+    {StepKind.SUMMARY, StepKind.FORGET, StepKind.DONE, StepKind.STATUS, StepKind.LANGUAGE}
+)
+# Reachable from every screen through the global buttons and commands.
+_GLOBAL_KINDS = frozenset({StepKind.LANGUAGE, StepKind.EXIT, StepKind.STATUS, StepKind.FORGET})
 
 
 @dataclass(frozen=True)
@@ -115,14 +110,14 @@ class Condition:
 @dataclass(frozen=True)
 class Step:
     id: str
-    kind: str
+    kind: StepKind
     title: str = ""
     text: tuple[str, ...] = ()
     blocks: tuple[str, ...] = ()
     buttons: tuple[NavButton, ...] = ()
     next: str | None = None
     field: str | None = None
-    input: str | None = None
+    input: InputKind | None = None
     options: tuple[Option, ...] = ()
     options_from: str | None = None
     optional: bool = False
@@ -153,7 +148,7 @@ class Flow:
         return self.steps[step_id]
 
     @cached_property
-    def by_kind(self) -> Mapping[str, str]:
+    def by_kind(self) -> Mapping[StepKind, str]:
         """Kind -> step id, for the kinds a flow has exactly one of (checked at load)."""
         return {s.kind: s.id for s in self.steps.values()}
 
@@ -212,13 +207,13 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
         problems.append(f"[plurals] is missing {key!r}")
 
     steps: dict[str, Step] = {}
-    form: list[str] = []
+    questions: list[str] = []
     for sid, raw in steps_raw.items():
         step = _build_step(sid, raw, problems)
         if step is not None:
             steps[sid] = step
-            if step.kind == "question":
-                form.append(sid)
+            if step.kind == StepKind.QUESTION:
+                questions.append(sid)
 
     commands = {str(k): str(v) for k, v in data.get("commands", {}).items()}
     for name, description in commands.items():
@@ -249,16 +244,24 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
             )
 
     fields_seen: dict[str, str] = {}
-    for sid in form:
+    for sid in questions:
         fld = steps[sid].field or ""
         if fld in fields_seen:
             problems.append(f"step {sid!r}: field {fld!r} is already set by {fields_seen[fld]!r}")
         fields_seen[fld] = sid
 
-    for kind in ("summary", "submitting", "done", "language", "status", "forget", "exit"):
+    for kind in SINGLE_KINDS:
         count = sum(1 for s in steps.values() if s.kind == kind)
         if count != 1:
-            problems.append(f"the flow needs exactly one {kind!r} step, found {count}")
+            problems.append(f"the flow needs exactly one {kind.value!r} step, found {count}")
+
+    summary = next((s.id for s in steps.values() if s.kind == StepKind.SUMMARY), "")
+    for loop in form.skip_loops(steps, summary):
+        chain = " -> ".join(repr(sid) for sid in [*loop, loop[0]])
+        problems.append(
+            f"step {loop[0]!r}: questions whose 'when' does not hold could be skipped round"
+            f" {chain} forever"
+        )
 
     # Unknown targets are skipped by the walk, so every unreachable step is listed too.
     for sid in sorted(set(steps) - _reachable(steps, entry, menu)):
@@ -274,7 +277,7 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
         steps=steps,
         strings=strings,
         plurals=plurals,
-        form=tuple(form),
+        form=tuple(questions),
         commands=commands,
     )
 
@@ -284,12 +287,12 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
     if not isinstance(raw, dict):
         problems.append(f"{where}: must be a table")
         return None
-    if len(("x:" + sid).encode()) > CALLBACK_DATA_MAX_BYTES:
+    if not fits(encode(GoTo(sid))):
         problems.append(f"{where}: id too long for a button's callback data")
-    kind = raw.get("kind")
-    if kind not in STEP_KINDS:
-        problems.append(f"{where}: unknown kind {kind!r}")
+    if raw.get("kind") not in STEP_KINDS:
+        problems.append(f"{where}: unknown kind {raw.get('kind')!r}")
         return None
+    kind = StepKind(raw["kind"])
     text = raw.get("text", [])
     if isinstance(text, str):
         text = [text]
@@ -309,7 +312,7 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
             problems.append(f"{where}: an option needs 'value' and 'label'")
             continue
         value = str(o["value"])
-        if len(value.encode()) + _CALLBACK_OVERHEAD > CALLBACK_DATA_MAX_BYTES:
+        if not fits(encode(Act(LONGEST_SEQ, value))):
             problems.append(f"{where}: option value {value!r} too long for callback data")
         options.append(Option(value=value, label=str(o["label"]), next=o.get("next")))
     when = None
@@ -329,7 +332,8 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
         buttons=tuple(buttons),
         next=raw.get("next"),
         field=raw.get("field"),
-        input=raw.get("input"),
+        # Only questions take input; anything else here is reported below or ignored.
+        input=InputKind(raw["input"]) if _is_one_of(raw.get("input"), INPUT_KINDS) else None,
         options=tuple(options),
         options_from=raw.get("options_from"),
         optional=bool(raw.get("optional", False)),
@@ -339,12 +343,12 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
         when=when,
         protect=bool(raw.get("protect", True)),
     )
-    if kind == "question":
+    if kind == StepKind.QUESTION:
         if not step.field:
             problems.append(f"{where}: a question needs a 'field'")
-        if step.input not in INPUT_KINDS:
-            problems.append(f"{where}: unknown input {step.input!r}")
-        if step.input == "choice" and not (step.options or step.options_from):
+        if step.input is None:
+            problems.append(f"{where}: unknown input {raw.get('input')!r}")
+        if step.input == InputKind.CHOICE and not (step.options or step.options_from):
             problems.append(f"{where}: a choice needs options or options_from")
         if step.options_from and step.options_from not in DYNAMIC_OPTIONS:
             problems.append(f"{where}: unknown options_from {step.options_from!r}")
@@ -352,9 +356,13 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
             problems.append(f"{where}: a question needs 'next'")
         if not step.summary_label:
             problems.append(f"{where}: a question needs a 'summary_label'")
-    if kind in {"summary", "forget", "done", "status", "language"} and not step.title:
+    if kind in _TITLED_KINDS and not step.title:
         problems.append(f"{where}: needs a title")
     return step
+
+
+def _is_one_of(value: object, names: frozenset[str]) -> bool:
+    return isinstance(value, str) and value in names
 
 
 def _targets(step: Step) -> list[str]:
@@ -368,9 +376,7 @@ def _targets(step: Step) -> list[str]:
 def _reachable(steps: Mapping[str, Step], entry: str, menu: str) -> set[str]:
     # The menu, language, exit, status and forget screens are reachable from every screen
     # through the global buttons and commands.
-    roots = [entry, menu] + [
-        s.id for s in steps.values() if s.kind in {"language", "exit", "status", "forget"}
-    ]
+    roots = [entry, menu] + [s.id for s in steps.values() if s.kind in _GLOBAL_KINDS]
     seen: set[str] = set()
     todo = list(roots)
     while todo:
@@ -380,7 +386,9 @@ def _reachable(steps: Mapping[str, Step], entry: str, menu: str) -> set[str]:
         seen.add(sid)
         step = steps[sid]
         todo.extend(_targets(step))
-        if step.kind == "question" or step.kind == "summary":
+        if step.kind in {StepKind.QUESTION, StepKind.SUMMARY}:
             # questions lead on through the form; the summary submits
-            todo.extend(s.id for s in steps.values() if s.kind in {"submitting", "done"})
+            todo.extend(
+                s.id for s in steps.values() if s.kind in {StepKind.SUBMITTING, StepKind.DONE}
+            )
     return seen

@@ -95,6 +95,9 @@ _PERSON_EVENTS: dict[str, type[Event]] = {
 }
 
 
+_OPTIONAL = frozenset({"language_hint"})
+
+
 def event_to_json(event: Event) -> dict[str, object]:
     """What the person did, as JSON (only the events a channel produces)."""
     name = type(event).__name__
@@ -111,7 +114,8 @@ def event_from_json(data: object) -> Event | None:
     if cls is None:
         return None
     fields = {k: v for k, v in data.items() if k != "type"}
-    if not all(isinstance(v, str) or v is None for v in fields.values()):
+    # Every field is text; only the language hint may be absent.
+    if not all(isinstance(v, str) or (v is None and k in _OPTIONAL) for k, v in fields.items()):
         return None
     try:
         return cls(**fields)

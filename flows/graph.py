@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from flows.definition import Flow
+from flows.kinds import StepKind
 
 
 def _node(step_id: str) -> str:
@@ -26,9 +27,9 @@ def mermaid(flow: Flow) -> str:
         if step.next:
             style = "-.->" if flow.steps[step.next].when else "-->"
             lines.append(f"    {_node(step.id)} {style} {_node(step.next)}")
-    summary = next(s.id for s in flow.steps.values() if s.kind == "summary")
-    submitting = next(s.id for s in flow.steps.values() if s.kind == "submitting")
-    done = next(s.id for s in flow.steps.values() if s.kind == "done")
+    summary = flow.by_kind[StepKind.SUMMARY]
+    submitting = flow.by_kind[StepKind.SUBMITTING]
+    done = flow.by_kind[StepKind.DONE]
     lines.append(f"    {_node(summary)} -- confirm --> {_node(submitting)}")
     lines.append(f"    {_node(submitting)} -- stored --> {_node(done)}")
     lines.append(f"    {_node(submitting)} -- failed --> {_node(summary)}")

@@ -1,5 +1,5 @@
-"""Checks for what a person types into the contact form. Pure; each returns the cleaned
-value or the key of the string that explains the problem."""
+"""Checks for what a person types: answers to the contact form and reference codes. Pure; the
+form's checks return the cleaned value or the key of the string that explains the problem."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import phonenumbers
 # Telegram delivers up to 4096 characters; anything far beyond a field's limit is refused
 # before any work is done on it.
 HARD_LIMIT = 4096
+# Reference codes have 16 digits (storage/requests.py). A typed code of 8 to 32 digits is
+# looked up; anything else is answered as mistyped without a lookup.
+REFERENCE_MIN_DIGITS, REFERENCE_MAX_DIGITS = 8, 32
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 
 
@@ -81,3 +84,15 @@ def display_phone(e164: str) -> str:
         else phonenumbers.PhoneNumberFormat.INTERNATIONAL
     )
     return phonenumbers.format_number(number, fmt)
+
+
+def ascii_digits(text: str) -> str:
+    """Digits in any script ("١٢٣", "۱۲۳") as ASCII; everything else dropped."""
+    return "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
+
+
+def reference_code(text: str) -> str | None:
+    """The reference code typed in `text`, in any script and with any spacing; None unless it
+    has a plausible number of digits."""
+    code = ascii_digits(text)
+    return code if REFERENCE_MIN_DIGITS <= len(code) <= REFERENCE_MAX_DIGITS else None

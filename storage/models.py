@@ -11,6 +11,8 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, LargeBinar
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from flows.kinds import RequestStatus
+
 
 class Base(AsyncAttrs, DeclarativeBase):
     pass
@@ -65,7 +67,8 @@ class ContactRequest(Base):
     organisation: Mapped[str] = mapped_column(String(64), index=True)
     language: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16), default="new", index=True)
+    # A `flows.kinds.RequestStatus` value, stored as a plain string (no database enum type).
+    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.NEW, index=True)
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     key_id: Mapped[str] = mapped_column(String(64))
     envelope: Mapped[bytes] = mapped_column(LargeBinary)

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows.kinds import RequestStatus
 from storage.models import (
     Base,
     ChatMessage,
@@ -137,13 +138,16 @@ async def forget_requests(session: AsyncSession, owner_key: str, now: dt.datetim
     deleted = await session.execute(
         delete(ContactRequest).where(
             ContactRequest.owner_key == owner_key,
-            ContactRequest.status.in_(("new", "closed")),
+            ContactRequest.status.in_((RequestStatus.NEW, RequestStatus.CLOSED)),
         )
     )
     withdrawn = await session.execute(
         update(ContactRequest)
-        .where(ContactRequest.owner_key == owner_key, ContactRequest.status == "picked_up")
-        .values(status="withdrawn", closed_at=now)
+        .where(
+            ContactRequest.owner_key == owner_key,
+            ContactRequest.status == RequestStatus.PICKED_UP,
+        )
+        .values(status=RequestStatus.WITHDRAWN, closed_at=now)
     )
     return ForgetResult(
         deleted=int(getattr(deleted, "rowcount", 0)),
@@ -161,12 +165,12 @@ async def requests_for(session: AsyncSession, organisation: str) -> Sequence[Con
 
 
 async def set_request_status(
-    session: AsyncSession, request_id: str, status: str, now: dt.datetime
+    session: AsyncSession, request_id: str, status: RequestStatus, now: dt.datetime
 ) -> None:
     values: dict[str, object] = {"status": status}
-    if status == "picked_up":
+    if status == RequestStatus.PICKED_UP:
         values["picked_up_at"] = now
-    if status in {"closed", "withdrawn"}:
+    if status in {RequestStatus.CLOSED, RequestStatus.WITHDRAWN}:
         values["closed_at"] = now
     await session.execute(
         update(ContactRequest).where(ContactRequest.id == request_id).values(**values)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flows.kinds import RequestStatus
 from storage import queries
 from storage.errors import SealingError
 from storage.models import ContactRequest, Notice
@@ -100,7 +101,7 @@ async def store_request(
             organisation=request.organisation,
             language=request.language,
             created_at=now,
-            status="new",
+            status=RequestStatus.NEW,
             urgent=request.urgent,
             key_id=recipient.key_id,
             envelope=envelope,

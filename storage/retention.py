@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from flows.kinds import RequestStatus
 from storage.db import checkpoint
 from storage.models import (
     ChatMessage,
@@ -51,7 +52,7 @@ async def purge(
                 or_(
                     ContactRequest.delete_after <= now,
                     and_(
-                        ContactRequest.status.in_(("closed", "withdrawn")),
+                        ContactRequest.status.in_((RequestStatus.CLOSED, RequestStatus.WITHDRAWN)),
                         ContactRequest.closed_at <= now - closed_retention,
                     ),
                 )

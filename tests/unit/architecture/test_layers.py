@@ -39,18 +39,28 @@ def test_flows_does_no_io() -> None:
 
 def test_flows_exports_exactly_its_public_names() -> None:
     public = {n for n in vars(flows) if not n.startswith("_")} - {
+        "actions",
+        "blocks",
+        "callbacks",
+        "check",
+        "context",
         "definition",
         "deployment",
         "effects",
         "engine",
         "errors",
         "events",
+        "extract",
+        "form",
+        "graph",
         "i18n",
+        "kinds",
+        "render",
         "replies",
         "state",
+        "text",
+        "transitions",
+        "turn",
         "validators",
-        "check",
-        "extract",
-        "graph",
     }
     assert set(flows.__all__) == public

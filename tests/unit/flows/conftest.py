@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from bot.config import bundled_deployment_path
+from flows.callbacks import encode_seq
 from flows.check import TEXT_LIMIT, _TagChecker
 from flows.definition import CALLBACK_DATA_MAX_BYTES, bundled_flow_path, load_flow
 from flows.deployment import parse_deployment
 from flows.effects import Effect
-from flows.engine import FSI, PDI, Context, Outcome, _b36, initial_state, step
+from flows.engine import Context, Outcome, initial_state, step
 from flows.events import (
     ButtonPressed,
     CommandReceived,
@@ -33,6 +34,8 @@ from flows.events import (
 from flows.i18n import is_rtl, load_catalogs
 from flows.replies import Button, Reply
 from flows.state import ConversationState
+from flows.text import FSI, PDI
+from tests.walker import Move, Type, walk
 
 LANGUAGES = ("en", "pl", "ar")
 METHODS = ("call", "sms", "whatsapp", "email")
@@ -178,7 +181,7 @@ class Driver:
 
     def answer(self, value: str) -> Outcome:
         """Press the current screen's action button for `value` (option, skip, confirm...)."""
-        return self.press(data=f"a:{_b36(self.state.seq)}:{value}")
+        return self.press(data=f"a:{encode_seq(self.state.seq)}:{value}")
 
     # ---- expected wording ------------------------------------------------------------------
 
@@ -209,27 +212,41 @@ class Driver:
 
     # ---- the contact form -----------------------------------------------------------------
 
+    def perform(self, move: Move) -> Outcome:
+        """Do what the walker says: type, or press the button with the walker's label (which
+        must be the one carrying the answer it means: `a:<seq>:<value>`, or `skip`)."""
+        if isinstance(move.action, Type):
+            return self.text(move.action.text)
+        button = self.find(move.action.label)
+        if move.field is not None:
+            meant = "skip" if move.value is None else move.value
+            assert button.data == f"a:{encode_seq(self.state.seq)}:{meant}", (move, button)
+        return self.send(ButtonPressed(button.data))
+
+    def walk(self, plan: Mapping[str, str | None], *, until: str | None = None) -> Iterator[Move]:
+        """The shared walker's moves (tests/walker.py) for `plan`, in this conversation's
+        language."""
+        ctx = self.ctx
+        return walk(
+            ctx.flow, ctx.deployment, plan, lang=self.language, catalogs=ctx.catalogs, until=until
+        )
+
     def fill_form(self, plan: Mapping[str, str | None]) -> list[str]:
         """Open the contact form from the menu and answer each question from `plan`
-        (field -> value; None presses Skip). Returns the question steps visited."""
+        (field -> value; None presses Skip), as the shared walker says. The engine must ask
+        exactly the questions the walker expects. Returns the question steps visited."""
         self.press(data="m")
-        self.press(data="g:contact.consent")
         visited = []
-        for _ in range(len(self.ctx.flow.form) + 1):
+        for move in self.walk(plan):
+            assert self.step_id == move.step, (move, self.replies)
             current = self.ctx.flow.step(self.step_id)
-            if current.kind != "question":
-                return visited
-            visited.append(current.id)
-            assert current.field in plan, f"the plan has no answer for {current.field!r}"
-            value = plan[current.field]
-            if value is None:
-                self.answer("skip")
-            elif current.input == "choice":
-                self.answer(value)
-            else:
-                self.text(value)
+            if current.kind == "question":
+                visited.append(current.id)
+                assert current.field in plan, f"the plan has no answer for {current.field!r}"
+            self.perform(move)
             assert self.step_id != current.id, (current.id, self.replies)
-        raise AssertionError(f"the form did not end: {visited}")
+        assert self.ctx.flow.step(self.step_id).kind != "question", (visited, self.replies)
+        return visited
 
 
 def form_plan(method: str, **overrides: str | None) -> dict[str, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,6 +191,90 @@ def test_when_names_a_field_no_question_sets(flow_toml: FlowToml) -> None:
     data = flow_toml()
     data["steps"]["contact.phone"]["when"] = {"field": "mood", "in": ["x"]}
     assert_named(problems_of(data), "'contact.phone'", "'mood'")
+
+
+def small_flow_toml(b_next: str) -> str:
+    """A whole flow file: "Go on?" leads to questions a and b, asked only after a "yes"."""
+    strings = "\n".join(f'{key} = "{key}"' for key in sorted(REQUIRED_STRINGS))
+    when = 'when = { field = "go_on", in = ["yes"] }'
+    special = "\n".join(
+        f'[steps.{kind}]\nkind = "{kind}"\ntitle = "{kind}"'
+        for kind in ("summary", "submitting", "done", "language", "status", "forget", "exit")
+    )
+    return f"""
+[flow]
+id = "loop"
+entry = "menu"
+menu = "menu"
+
+[steps.menu]
+kind = "screen"
+title = "Menu"
+buttons = [{{ label = "Start", goto = "start" }}]
+
+[steps.start]
+kind = "question"
+field = "go_on"
+input = "choice"
+summary_label = "Go on?"
+options = [{{ value = "yes", label = "Yes" }}, {{ value = "no", label = "No" }}]
+next = "a"
+
+[steps.a]
+kind = "question"
+field = "a"
+input = "text"
+summary_label = "A"
+{when}
+next = "b"
+
+[steps.b]
+kind = "question"
+field = "b"
+input = "choice"
+summary_label = "B"
+options = [{{ value = "done", label = "Done", next = "summary" }}]
+{when}
+next = "{b_next}"
+
+{special}
+
+[strings]
+{strings}
+
+[plurals]
+retention_days = ["{{n}} day", "{{n}} days"]
+"""
+
+
+def test_a_when_chain_that_can_loop_is_refused(tmp_path: Path) -> None:
+    """Answering "no" would skip a, then b, then a again... forever: refused at load."""
+    path = tmp_path / "loop.toml"
+    path.write_text(small_flow_toml(b_next="a"), encoding="utf-8")
+    with pytest.raises(FlowError) as raised:
+        load_flow(path)
+    assert raised.value.problems == [
+        "step 'a': questions whose 'when' does not hold could be skipped round"
+        " 'a' -> 'b' -> 'a' forever"
+    ]
+
+
+def test_the_same_flow_without_the_loop_loads(tmp_path: Path) -> None:
+    path = tmp_path / "no-loop.toml"
+    path.write_text(small_flow_toml(b_next="summary"), encoding="utf-8")
+    assert load_flow(path).form == ("start", "a", "b")
+
+
+def test_a_skip_loop_in_the_bundled_flow_is_refused(flow_toml: FlowToml) -> None:
+    data = flow_toml()
+    someone_else = data["steps"]["contact.someone_else"]  # asked only when method = call
+    someone_else["next"] = "contact.voicemail"  # asked only for call, sms or whatsapp
+    for option in someone_else["options"]:
+        option["next"] = "contact.codeword"  # an answer still leads on: only the loop is wrong
+    assert problems_of(data) == [
+        "step 'contact.voicemail': questions whose 'when' does not hold could be skipped"
+        " round 'contact.voicemail' -> 'contact.someone_else' -> 'contact.voicemail' forever"
+    ]
 
 
 def test_unknown_block_and_deployment_condition(flow_toml: FlowToml) -> None:

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flows.callbacks import encode_seq
+from flows.context import Context
 from flows.effects import CheckStatus, DeleteConversation, ForgetMe, SubmitRequest
-from flows.engine import FSI, PDI, Context, _b36
 from flows.events import (
     ButtonPressed,
     CommandReceived,
@@ -26,6 +27,7 @@ from flows.events import (
     TextReceived,
 )
 from flows.state import ConversationState
+from flows.text import FSI, PDI
 from flows.validators import Valid, validate
 from tests.unit.flows.conftest import (
     EMAIL,
@@ -312,13 +314,7 @@ def test_organisation_routing(drive: Drive, lang: str, choice: str, expected: st
 
 
 def test_organisation_question_lists_receiving_organisations(drive: Drive) -> None:
-    d = drive("en")
-    plan = form_plan("email")
-    d.data("g:contact.consent")
-    while d.step_id != "contact.organisation":
-        current = d.ctx.flow.step(d.step_id)
-        value = plan[current.field or ""]
-        d.answer(value) if current.input == "choice" else d.text(value or "")
+    d = at_question(drive, "en", "contact.organisation", method="email")
     d.find("Eastshire Migrant Women's Advice Service (fictional)", prefix="a:")
     d.find("Polska Pomoc Eastshire (fictional)", prefix="a:")
     d.find(d.label("no_preference"), prefix="a:")
@@ -328,7 +324,7 @@ def test_organisation_question_lists_receiving_organisations(drive: Drive) -> No
 def test_request_failed_returns_to_the_summary_with_answers_kept(drive: Drive, lang: str) -> None:
     d = at_summary(drive, lang)
     before = dict(d.answers)
-    old_confirm = d.find(prefix="a:", data=f"a:{_b36(d.state.seq)}:confirm")
+    old_confirm = d.find(prefix="a:", data=f"a:{encode_seq(d.state.seq)}:confirm")
     d.answer("confirm")
     d.send(RequestFailed())
     assert d.replies[0].html == d.msg("submit_failed")
@@ -346,7 +342,7 @@ def test_request_failed_returns_to_the_summary_with_answers_kept(drive: Drive, l
 
 def test_old_send_button_after_stored_does_not_submit_twice(drive: Drive) -> None:
     d = at_summary(drive, "en")
-    confirm = d.find(data=f"a:{_b36(d.state.seq)}:confirm")
+    confirm = d.find(data=f"a:{encode_seq(d.state.seq)}:confirm")
     d.press(data=confirm.data)
     d.send(RequestStored(REFERENCE))
     d.data(confirm.data)
@@ -497,13 +493,14 @@ def test_declining_consent_goes_back_to_the_menu(drive: Drive, lang: str) -> Non
 
 def at_question(drive: Drive, lang: str, target: str, method: str = "call") -> Driver:
     d = drive(lang)
-    plan = form_plan(method)
-    d.data("g:contact.consent")
-    while d.step_id != target:
-        current = d.ctx.flow.step(d.step_id)
-        assert current.kind == "question", d.step_id
-        value = plan[current.field or ""]
-        d.answer(value) if current.input == "choice" else d.text(value or "")
+    d.data("g:contact.consent")  # the form opened from the welcome screen, not the menu
+    for move in d.walk(form_plan(method), until=target):
+        if move.step == d.ctx.flow.menu:
+            continue
+        assert d.step_id == move.step, (move, d.replies)
+        assert d.ctx.flow.step(d.step_id).kind == "question", d.step_id
+        d.perform(move)
+    assert d.step_id == target, (target, d.replies)
     return d
 
 
@@ -615,7 +612,7 @@ def test_blank_text_on_an_optional_question(drive: Drive) -> None:
 
 def test_skip_is_refused_on_a_required_question(drive: Drive) -> None:
     d = at_question(drive, "en", "contact.method")
-    d.data(f"a:{_b36(d.state.seq)}:skip")
+    d.data(f"a:{encode_seq(d.state.seq)}:skip")
     assert d.replies[0].html == d.msg("stale_button")
     assert d.step_id == "contact.method"
 
@@ -634,7 +631,7 @@ def test_typing_on_a_choice_question_asks_for_buttons(drive: Drive) -> None:
 def test_stale_question_button_is_answered_as_stale(drive: Drive, lang: str) -> None:
     d = drive(lang)
     d.data("g:contact.consent")
-    old_yes = d.find(data=f"a:{_b36(d.state.seq)}:yes")
+    old_yes = d.find(data=f"a:{encode_seq(d.state.seq)}:yes")
     d.answer("yes")
     assert d.step_id == "contact.method"
     before, shown = d.state, d.screen
@@ -681,7 +678,7 @@ def test_forged_button_data_is_stale(drive: Drive, lang: str, data: str) -> None
 def test_forged_summary_actions_are_stale(drive: Drive, value: str) -> None:
     d = at_summary(drive, "en")
     before = d.state
-    d.data(f"a:{_b36(d.state.seq)}:{value}")
+    d.data(f"a:{encode_seq(d.state.seq)}:{value}")
     assert d.replies[0].html == d.msg("stale_button")
     assert d.state == before
     assert not d.effects
@@ -690,7 +687,7 @@ def test_forged_summary_actions_are_stale(drive: Drive, value: str) -> None:
 def test_editing_a_question_that_does_not_apply_is_stale(drive: Drive) -> None:
     d = at_summary(drive, "en", "email")
     index = d.ctx.flow.form.index("contact.phone")
-    d.data(f"a:{_b36(d.state.seq)}:e.{index}")
+    d.data(f"a:{encode_seq(d.state.seq)}:e.{index}")
     assert d.replies[0].html == d.msg("stale_button")
     assert d.step_id == "contact.summary"
 
@@ -700,7 +697,7 @@ def test_editing_a_question_that_does_not_apply_is_stale(drive: Drive) -> None:
 def test_forged_summary_action_with_unicode_digits_is_stale(drive: Drive, value: str) -> None:
     d = at_summary(drive, "en")
     before = d.state
-    d.data(f"a:{_b36(d.state.seq)}:{value}")
+    d.data(f"a:{encode_seq(d.state.seq)}:{value}")
     assert d.replies[0].html == d.msg("stale_button")
     assert d.state == before
     assert not d.effects
@@ -809,7 +806,7 @@ def test_quick_exit_mid_form(drive: Drive, lang: str, how: Event) -> None:
 
 def test_old_question_button_after_quick_exit_restarts(drive: Drive) -> None:
     d = at_question(drive, "en", "contact.times")
-    old = d.find(data=f"a:{_b36(d.state.seq)}:evenings")
+    old = d.find(data=f"a:{encode_seq(d.state.seq)}:evenings")
     d.quick_exit()
     d.data(old.data)
     assert d.step_id == "welcome"
@@ -1087,7 +1084,7 @@ def test_summary_after_the_draft_was_lost_sends_nothing(
     drive: Drive, lang: str, action: str
 ) -> None:
     d = draft_lost(at_summary(drive, lang))
-    d.data(f"a:{_b36(d.state.seq)}:{action}")  # "e.2" is on the change list
+    d.data(f"a:{encode_seq(d.state.seq)}:{action}")  # "e.2" is on the change list
     assert_draft_expired(d)
 
 
@@ -1217,7 +1214,7 @@ def pick_event(data: st.DataObject, d: Driver, seen: list[str]) -> Event:
     if kind <= 9:
         if current.kind == "question" and current.input in FITTING:
             return TextReceived(data.draw(st.sampled_from(FITTING[current.input]), label="fit"))
-        actions = [b for b in buttons if b.data.startswith(f"a:{_b36(d.state.seq)}:")]
+        actions = [b for b in buttons if b.data.startswith(f"a:{encode_seq(d.state.seq)}:")]
         if actions or buttons:
             pressed = data.draw(st.sampled_from(actions or buttons), label="action")
             return ButtonPressed(pressed.data)

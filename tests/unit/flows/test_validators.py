@@ -1,10 +1,19 @@
-"""What a person types: phone numbers, email addresses, free text."""
+"""What a person types: phone numbers, email addresses, free text, reference codes."""
 
 from __future__ import annotations
 
 import pytest
 
-from flows.validators import HARD_LIMIT, Invalid, Valid, clean_text, display_phone, validate
+from flows.validators import (
+    HARD_LIMIT,
+    Invalid,
+    Valid,
+    ascii_digits,
+    clean_text,
+    display_phone,
+    reference_code,
+    validate,
+)
 
 
 def phone(text: str) -> Valid | Invalid:
@@ -157,3 +166,25 @@ def test_text_limits() -> None:
 @pytest.mark.parametrize("typed", ["", "   ", "\x00\x01", "\n\t"])
 def test_blank_text_is_invalid(typed: str) -> None:
     assert validate("text", typed, max_length=40) == Invalid("invalid_text")
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("1234 5678 9012 3456", "1234567890123456"),
+        (" 1234-5678-9012-3456 ", "1234567890123456"),
+        ("١٢٣٤ ٥٦٧٨ ٩٠١٢ ٣٤٥٦", "1234567890123456"),
+        ("۱۲۳۴۵۶۷۸", "12345678"),  # 8 digits: the shortest looked up
+        ("1" * 32, "1" * 32),  # 32: the longest
+        ("1" * 7, None),
+        ("1" * 33, None),
+        ("no digits here", None),
+        ("²²²²²²²²²²", None),  # digit-like signs are not digits
+    ],
+)
+def test_reference_code(typed: str, code: str | None) -> None:
+    assert reference_code(typed) == code
+
+
+def test_ascii_digits() -> None:
+    assert ascii_digits("a١b2۳①") == "123"

@@ -1,0 +1,16 @@
+"""What every turn of every conversation shares: the flow, the deployment and the catalogues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flows.definition import Flow
+from flows.deployment import Deployment
+from flows.i18n import Catalogs
+
+
+@dataclass(frozen=True)
+class Context:
+    flow: Flow
+    deployment: Deployment
+    catalogs: Catalogs

@@ -1,0 +1,185 @@
+"""Turning a conversation's state into what the person sees: one `Reply` per screen or notice.
+
+    screen(ctx, state)              the current step as a message with its buttons
+    change_list(ctx, state)         the summary's "which answer do you want to change?"
+    notice(ctx, state, key, ...)    one of the flow's interface strings, on its own
+
+Every screen but the exit line ends with the global rows (menu, language, quick exit).
+Action buttons carry the state's sequence number, so a press on an older screen is stale.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from flows import callbacks, form
+from flows.blocks import render_block
+from flows.callbacks import Act, Action, GoTo, OpenLanguages, OpenMenu, QuickExit, SetLanguage
+from flows.context import Context
+from flows.definition import Step
+from flows.i18n import native_name
+from flows.kinds import InputKind, StepKind
+from flows.replies import Button, Reply
+from flows.state import ConversationState
+from flows.text import Text, format_reference, plain
+from flows.validators import display_phone
+
+Row = tuple[Button, ...]
+
+
+def screen(ctx: Context, state: ConversationState) -> Reply:
+    page = _Page(ctx, state)
+    current = ctx.flow.step(state.step)
+    parts, rows = page.common_parts(current), []
+    extra = _KIND_EXTRAS.get(current.kind)
+    if extra is not None:
+        more_parts, more_rows = extra(page, current)
+        parts += more_parts
+        rows += more_rows
+    rows += [(page.button(plain(page.text.t(b.label)), GoTo(b.goto)),) for b in current.buttons]
+    if current.kind != StepKind.EXIT:  # the line left after a quick exit has no buttons
+        rows += page.global_rows(current)
+    return Reply("\n\n".join(parts), tuple(rows), protect=current.protect, rtl=page.text.rtl)
+
+
+def change_list(ctx: Context, state: ConversationState) -> Reply:
+    page = _Page(ctx, state)
+    rows: list[Row] = [
+        (page.action(plain(page.text.t(q.summary_label)), callbacks.edit_value(index)),)
+        for index, q in form.applicable(ctx.flow, state.answers, ctx.deployment)
+    ]
+    rows += page.global_rows(ctx.flow.step(state.step))
+    return Reply(page.text.s("change_which"), tuple(rows), protect=True, rtl=page.text.rtl)
+
+
+def notice(ctx: Context, state: ConversationState, key: str, **values: str) -> Reply:
+    text = Text.of(ctx, state)
+    return Reply(text.s(key, **values), protect=True, rtl=text.rtl)
+
+
+@dataclass(frozen=True)
+class _Page:
+    ctx: Context
+    state: ConversationState
+
+    @cached_property
+    def text(self) -> Text:
+        return Text.of(self.ctx, self.state)
+
+    def button(self, label: str, press: QuickExit | OpenLanguages | OpenMenu | GoTo) -> Button:
+        return Button(label, callbacks.encode(press))
+
+    def action(self, label: str, value: str) -> Button:
+        """A button acting on this screen only (its data carries the sequence number)."""
+        return Button(plain(label), callbacks.encode(Act(self.state.seq, value)))
+
+    def common_parts(self, current: Step) -> list[str]:
+        text = self.text
+        parts = [f"<b>{text.t(current.title)}</b>"] if current.title else []
+        values = {**text.placeholders(), "limit": str(current.max_length)}
+        parts.extend(text.t(p, **values) for p in current.text)
+        blocks = (render_block(text, name) for name in current.blocks)
+        parts.extend(b for b in blocks if b)
+        return parts
+
+    def global_rows(self, current: Step) -> list[Row]:
+        text = self.text
+        row = []
+        if current.id != self.ctx.flow.menu:
+            row.append(self.button(plain(text.s("menu")), OpenMenu()))
+        if current.kind != StepKind.LANGUAGE:
+            row.append(self.button(plain(text.s("language")), OpenLanguages()))
+        exit_row = (self.button(plain(text.s("quick_exit")), QuickExit()),)
+        return [tuple(row), exit_row] if row else [exit_row]
+
+    # ---- answers -----------------------------------------------------------------------------
+
+    def choices(self, q: Step) -> list[tuple[str, str]]:
+        """(value, label) pairs, labels as HTML in the person's language; the values are
+        `form.option_values`."""
+        text = self.text
+        dep = self.ctx.deployment
+        if q.options_from == "languages":
+            return [(code, html.escape(native_name(code))) for code in dep.languages]
+        if q.options_from == "organisations":
+            orgs = [(o.id, html.escape(o.name)) for o in dep.receiving_organisations]
+            return [*orgs, (form.NO_PREFERENCE, text.s("no_preference"))]
+        return [(o.value, text.t(o.label)) for o in q.options]
+
+    def shown(self, q: Step, value: str) -> str:
+        """An answer as the summary shows it."""
+        text = self.text
+        if q.input == InputKind.PHONE:
+            return text.ltr(html.escape(display_phone(value)))
+        if q.input == InputKind.CHOICE:
+            return dict(self.choices(q)).get(value, html.escape(value))
+        if q.input == InputKind.EMAIL:
+            return text.ltr(html.escape(value))
+        return html.escape(value, quote=False)
+
+
+# ---- what each kind of step adds to the common parts ------------------------------------------
+
+Extra = tuple[list[str], list[Row]]
+
+
+def _question(page: _Page, q: Step) -> Extra:
+    parts = []
+    answers = page.state.answers
+    if page.state.editing and q.field and q.field in answers:
+        # While changing an answer from the summary, show what it is now.
+        label = page.text.t(q.summary_label)
+        parts.append(f"<i>{label}: {page.shown(q, answers[q.field])}</i>")
+    rows: list[Row] = []
+    if q.input == InputKind.CHOICE:
+        rows += [(page.action(plain(label), value),) for value, label in page.choices(q)]
+    if q.optional:
+        rows.append((page.action(page.text.s("skip"), Action.SKIP),))
+    return parts, rows
+
+
+def _summary(page: _Page, _: Step) -> Extra:
+    text, answers = page.text, page.state.answers
+    lines = []
+    for _index, q in form.applicable(page.ctx.flow, answers, page.ctx.deployment):
+        value = answers.get(q.field or "")
+        shown = page.shown(q, value) if value is not None else text.s("not_answered")
+        lines.append(f"<b>{text.t(q.summary_label)}</b>: {shown}")
+    rows = [
+        (page.action(text.s("confirm"), Action.CONFIRM),),
+        (
+            page.action(text.s("change"), Action.CHANGE),
+            page.action(text.s("cancel"), Action.CANCEL),
+        ),
+    ]
+    return ["\n".join(lines)], rows
+
+
+def _done(page: _Page, _: Step) -> Extra:
+    text = page.text
+    code = format_reference(page.state.answers.get("reference", ""))
+    return [text.s("reference_intro") + f"\n<code>{text.ltr(code)}</code>"], []
+
+
+def _forget(page: _Page, _: Step) -> Extra:
+    text = page.text
+    return [], [(page.action(text.s("yes"), Action.YES), page.action(text.s("no"), Action.NO))]
+
+
+def _language(page: _Page, _: Step) -> Extra:
+    languages = page.ctx.deployment.languages
+    return [], [
+        (Button(native_name(code), callbacks.encode(SetLanguage(code))),) for code in languages
+    ]
+
+
+_KIND_EXTRAS: Mapping[StepKind, Callable[[_Page, Step], Extra]] = {
+    StepKind.QUESTION: _question,
+    StepKind.SUMMARY: _summary,
+    StepKind.DONE: _done,
+    StepKind.FORGET: _forget,
+    StepKind.LANGUAGE: _language,
+}

@@ -1,0 +1,91 @@
+"""Words in one person's language, as Telegram HTML: translated, escaped, placeholders filled,
+and numbers isolated inside right-to-left text so that they read the right way round."""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+from dataclasses import dataclass
+
+from flows.context import Context
+from flows.definition import Flow
+from flows.deployment import Deployment
+from flows.i18n import Translator, is_rtl
+from flows.state import ConversationState
+
+FSI, PDI = "\u2068", "\u2069"  # first-strong isolate ... pop directional isolate
+
+
+class _SafeFormat(dict[str, str]):
+    """A translation that names an unknown placeholder shows nothing there, never fails."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@dataclass(frozen=True)
+class Text:
+    flow: Flow
+    deployment: Deployment
+    translator: Translator
+    language: str
+
+    @classmethod
+    def of(cls, ctx: Context, state: ConversationState) -> Text:
+        language = state.language or ctx.deployment.default_language
+        return cls(ctx.flow, ctx.deployment, ctx.catalogs.get(language), language)
+
+    @property
+    def rtl(self) -> bool:
+        return is_rtl(self.language)
+
+    def t(self, source: str, **values: str) -> str:
+        """Translate, escape for HTML, then fill placeholders with escaped values."""
+        text = html.escape(self.translator.gettext(source), quote=False)
+        if values:
+            text = text.format_map(
+                _SafeFormat({k: html.escape(v, quote=False) for k, v in values.items()})
+            )
+        return text
+
+    def s(self, key: str, **values: str) -> str:
+        """The flow's interface string `key`, with the deployment's placeholders filled."""
+        return self.t(self.flow.string(key), **{**self.placeholders(), **values})
+
+    def plural(self, key: str, n: int) -> str:
+        """The flow's plural string `key` for `n`, with `{n}` filled."""
+        singular, plural = self.flow.plurals[key]
+        text = html.escape(self.translator.ngettext(singular, plural, n), quote=False)
+        return text.format_map(_SafeFormat(n=self.ltr(str(n))))
+
+    def ltr(self, value: str) -> str:
+        """A number, code or address kept left-to-right inside right-to-left text."""
+        return f"{FSI}{value}{PDI}" if self.rtl else value
+
+    def placeholders(self) -> dict[str, str]:
+        dep = self.deployment
+        urgent = [h for h in dep.helplines if h.urgent] or list(dep.helplines)
+        return {
+            "force": dep.policy.force,
+            "area": dep.area,
+            "reviewed": dep.policy.reviewed,
+            "helpline": self.ltr(urgent[0].number) if urgent else "999",
+        }
+
+
+def plain(rendered: str) -> str:
+    """Button labels are plain text, not HTML."""
+    return html.unescape(rendered)
+
+
+_GROUP = re.compile(r"(\d{4})(?=\d)")
+
+
+def format_reference(code: str) -> str:
+    """`1234567890123456` -> `1234 5678 9012 3456`: easy to read aloud and copy."""
+    return _GROUP.sub(r"\1 ", code)
+
+
+def placeholders_of(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
