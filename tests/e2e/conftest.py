@@ -144,6 +144,7 @@ from dataclasses import dataclass as _dataclass  # noqa: E402
 from typing import Any as _Any  # noqa: E402
 
 from tests.e2e.emulator import ChatMessage, EmulatedUser  # noqa: E402
+from tests.walker import Press, option_label, walk  # noqa: E402
 
 FSI, PDI = "\u2068", "\u2069"
 _REFERENCE_RE = _re.compile(r"(?<!\d)(\d{4}) (\d{4}) (\d{4}) (\d{4})(?!\d)")
@@ -170,34 +171,8 @@ def flow_string(lang: str, key: str) -> str:
 
 def choice_label(lang: str, step_id: str, value: str) -> str:
     """The button text that answers question `step_id` with `value`, in `lang`."""
-    from flows.i18n import native_name
-
-    flow, _, deployment = _form_context()
-    step = flow.step(step_id)
-    if step.options_from == "languages":
-        return native_name(value)
-    if step.options_from == "organisations":
-        if value == "none":
-            return flow_string(lang, "no_preference")
-        return str(deployment.organisation(value).name)
-    for option in step.options:
-        if option.value == value:
-            return tr(lang, option.label)
-    raise KeyError(f"{step_id} has no option {value!r}")
-
-
-def _applies(step: _Any, answers: dict[str, str]) -> bool:
-    _, _, deployment = _form_context()
-    cond = step.when
-    if cond is None:
-        return True
-    if cond.deployment == "org_choice" and not (
-        deployment.allow_org_choice and len(deployment.receiving_organisations) > 1
-    ):
-        return False
-    if cond.field is not None:
-        return answers.get(cond.field) in cond.values
-    return True
+    flow, catalogs, deployment = _form_context()
+    return option_label(flow, deployment, catalogs, lang, step_id, value)
 
 
 async def fill_request(
@@ -212,30 +187,18 @@ async def fill_request(
     """Walk the contact form from /start in `lang`, answering with `answers` (field -> value as
     stored: option values, typed text; None or absent = Skip). Buttons are pressed by their
     translated labels. Returns the summary screen, or the screen of question `until` (not
-    answered) when given."""
-    flow, _, _ = _form_context()
+    answered) when given. The moves come from the shared flow-driven walker (tests/walker.py)."""
+    flow, catalogs, deployment = _form_context()
     await user.send_command("/start", lang)
     (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
-    for label in ("Continue", "Talk to a support worker"):
-        await user.press(tr(lang, label))
-        (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
+    await user.press(tr(lang, "Continue"))
+    (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
     given = {"consent": "yes", **answers}
-    chosen: dict[str, str] = {}
-    for step_id in flow.form:
-        step = flow.step(step_id)
-        if not _applies(step, chosen):
-            continue
-        if step_id == until:
-            return last
-        value = given.get(step.field)
-        if value is None:
-            await user.press(flow_string(lang, "skip"))
-        elif step.input == "choice":
-            await user.press(choice_label(lang, step_id, value))
-            chosen[step.field] = value
+    for move in walk(flow, deployment, given, lang=lang, catalogs=catalogs, until=until):
+        if isinstance(move.action, Press):
+            await user.press(move.action.label)
         else:
-            await user.send_text(value)
-            chosen[step.field] = value
+            await user.send_text(move.action.text)
         (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
     return last
 

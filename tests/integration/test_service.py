@@ -53,6 +53,7 @@ from tests.integration.support import (
     only_sqlite,
     sqlite_files,
 )
+from tests.walker import Press, walk
 
 USER_ID = "987654321"
 OTHER_USER_ID = "123123123"
@@ -164,18 +165,40 @@ def says(ctx: Context, turn: Turn, key: str) -> bool:
     return any(text in reply.html for reply in turn.replies)
 
 
-async def fill_form(victim: Victim) -> Turn:
-    """From /start to the summary screen, choosing the organisation explicitly."""
-    await victim.send(Started(language_hint="en"))
-    for label in ("Continue", "Talk to a support worker", "Yes, go on", "Phone call"):
-        await victim.press(label)
-    await victim.type(PHONE_TYPED)
-    for label in ("Evenings", "No, do not leave a message", "Say it is a wrong number"):
-        await victim.press(label)
-    await victim.type(CODEWORD)
-    for label in ("English", "No", "Yes", "No", "Skip", "Skip", CHOSEN_ORG_NAME):
-        await victim.press(label)
-    return await victim.type(MESSAGE)
+# The form as fill_form answers it (field -> stored value; None = Skip).
+FORM_ANSWERS: dict[str, str | None] = {
+    "consent": "yes",
+    "method": "call",
+    "phone": PHONE_TYPED,
+    "times": "evenings",
+    "leave_message": "no",
+    "someone_else": "wrong_number",
+    "codeword": CODEWORD,
+    "language": "en",
+    "interpreter": "no",
+    "urgent": "yes",
+    "threats": "no",
+    "documents": None,
+    "children": None,
+    "organisation": CHOSEN_ORG,
+    "message": MESSAGE,
+}
+
+
+async def fill_form(victim: Victim, *, until: str | None = None) -> Turn:
+    """From /start to the summary screen (or to question `until`, not answered), choosing the
+    organisation explicitly. The moves come from the shared walker (tests/walker.py)."""
+    ctx = victim.service.ctx
+    turn = await victim.send(Started(language_hint="en"))
+    turn = await victim.press("Continue")
+    for move in walk(
+        ctx.flow, ctx.deployment, FORM_ANSWERS, lang="en", catalogs=ctx.catalogs, until=until
+    ):
+        if isinstance(move.action, Press):
+            turn = await victim.press(move.action.label)
+        else:
+            turn = await victim.type(move.action.text)
+    return turn
 
 
 async def conversation_row(db: Database, chat_key: str) -> Conversation | None:
@@ -389,11 +412,8 @@ async def test_quick_exit_clears_draft_and_returns_every_message_id(
     db: Database, service: ConversationService, server_secrets: ServerSecrets
 ) -> None:
     victim = Victim(service)
-    await victim.send(Started(language_hint="en"))
     drafts: list[bytes] = []
-    for label in ("Continue", "Talk to a support worker", "Yes, go on", "Phone call"):
-        await victim.press(label)
-    await victim.type(PHONE_TYPED)
+    await fill_form(victim, until="contact.times")  # the phone number typed
     row = await conversation_row(db, victim.chat_key)
     assert row is not None and row.draft is not None
     drafts.append(row.draft)
@@ -609,9 +629,7 @@ async def test_answering_after_the_draft_expired_starts_again(
     db: Database, ctx: Context, service: ConversationService
 ) -> None:
     victim = Victim(service)
-    await victim.send(Started(language_hint="en"))
-    for label in ("Continue", "Talk to a support worker", "Yes, go on", "Phone call"):
-        await victim.press(label)
+    await fill_form(victim, until="contact.phone")
     await lose_draft(db, victim.chat_key, "expired")
     turn = await victim.type(PHONE_TYPED)  # the phone question is still on the screen
     assert says(ctx, turn, "draft_expired")
@@ -670,10 +688,7 @@ async def test_quick_exit_after_the_conversation_expired_still_clears_the_chat(
     db: Database, service: ConversationService
 ) -> None:
     victim = Victim(service)
-    await victim.send(Started(language_hint="en"))
-    for label in ("Continue", "Talk to a support worker", "Yes, go on", "Phone call"):
-        await victim.press(label)
-    await victim.type(PHONE_TYPED)
+    await fill_form(victim, until="contact.times")  # the phone number typed
     async with transaction(db.sessions) as s:  # state_ttl has passed
         await s.execute(
             update(Conversation)
