@@ -23,12 +23,11 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.config import ConfigError, Settings, load_deployment
-from bot.inbox import InboxScheduler
+from bot.inbox import InboxScheduler, Receiver
 from bot.keyring import ensure_keys
 from bot.notices import NoticeWorker
 from bot.outbox import OutboxSender
 from bot.polling import StoringPoller
-from bot.receiver import Receiver
 from bot.service import ConversationService, ServerSecrets, Turn
 from bot.telegram import ALLOWED_UPDATES, TelegramChannel, build_application, set_commands
 from bot.web.server import add_webhook, build_web_app
@@ -125,6 +124,7 @@ def build_delivery(core: Core) -> Delivery:
         channel,
         core.sessions,
         chat_rate=settings.chat_send_rate,
+        overall_rate=settings.send_rate,
         owner=core.service.owner or "",
         shared=not is_sqlite(core.engine),
     )

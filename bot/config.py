@@ -44,6 +44,8 @@ class Settings:
     # Telegram allows about one message a second to one chat; only a self-hosted Bot API
     # server or the test emulator can take more.
     chat_send_rate: float = 1.0
+    # Telegram allows about 30 messages a second per bot.
+    send_rate: float = 30.0
 
     @property
     def webhook_path(self) -> str:
@@ -85,6 +87,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         log_level=(env.get("SAFEBOT_LOG_LEVEL") or "INFO").upper(),
         chat_send_rate=float(_int(env, "SAFEBOT_CHAT_SEND_RATE", 1)),
+        send_rate=float(_int(env, "SAFEBOT_SEND_RATE", 30)),
     )
 
 

@@ -1,4 +1,12 @@
-"""The inbox scheduler: runs the turns of stored updates, fairly across people.
+"""The inbox: updates are stored before Telegram is told they arrived, then their turns run
+fairly across people.
+
+Receipt (`Receiver.receive`, used by the webhook and the poller): translate and check each
+update, store the batch in one transaction, hand the chats to the scheduler, and stop the
+spinner on pressed buttons. If storing fails, nothing is acknowledged and Telegram delivers
+the updates again.
+
+Scheduling (`InboxScheduler`):
 
 Rules:
 
@@ -24,11 +32,14 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from telegram import Update
+
 from bot.outbox import OutboxSender
-from bot.service import LANE_NORMAL, ConversationService, Turn
+from bot.service import LANE_NORMAL, ConversationService, Incoming, Turn
+from bot.telegram import BadUpdate, TelegramChannel, incoming, press_id
 from storage import delivery
 
 log = logging.getLogger("safebot.inbox")
@@ -221,3 +232,42 @@ class InboxScheduler:
                 await self.load()
             except Exception as exc:
                 log.warning("inbox sweep failed: %s", type(exc).__name__)
+
+
+class Receiver:
+    def __init__(
+        self, service: ConversationService, scheduler: InboxScheduler, channel: TelegramChannel
+    ) -> None:
+        self.service = service
+        self.scheduler = scheduler
+        self.channel = channel
+        self._acks: set[asyncio.Task[None]] = set()
+
+    async def receive(self, updates: Sequence[Update]) -> int:
+        """Store what needs an answer; return how many were stored. Raises if the database
+        cannot take them (the caller must then not acknowledge)."""
+        batch: list[Incoming] = []
+        presses: list[str] = []
+        for update in updates:
+            try:
+                item = incoming(update)
+            except BadUpdate as exc:
+                log.warning("update refused: bad %s", exc)
+                continue
+            if item is None:
+                continue
+            batch.append(item)
+            pid = press_id(update)
+            if pid is not None:
+                presses.append(pid)
+        if not batch:
+            return 0
+        stored = await self.service.receive(batch)
+        self.scheduler.notify(stored)
+        for pid in presses:
+            # The press is safe in the inbox: stop its spinner now, not after the turn and
+            # the person's paced replies.
+            task = asyncio.create_task(self.channel.acknowledge(pid))
+            self._acks.add(task)
+            task.add_done_callback(self._acks.discard)
+        return len(batch)

@@ -47,6 +47,7 @@ DELETE_BATCH = 100  # deleteMessages takes 1-100 ids
 MAX_GAP_IDS = 5_000  # ids tried per unknown send; ids are not consecutive in a chat
 MAX_ATTEMPTS = 12  # about five minutes of backoff before a reply is given up, loudly
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+FLUSH_DELAY = 0.01  # seconds deliveries wait to be written together
 
 
 @dataclass
@@ -104,6 +105,10 @@ class OutboxSender:
         self._task: asyncio.Task[None] | None = None
         self._lease_task: asyncio.Task[None] | None = None
         self._open_row: Callable[[OutboxItem], Queued | None] | None = None
+        self._deliveries: list[tuple[int, str, list[int]]] = []
+        self._delivered_chats: dict[str, int] = {}  # chats with deliveries not yet written
+        self._flusher: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
         self.abandoned = 0  # for tests and health: replies given up after every retry
 
     # ---- feeding ---------------------------------------------------------------------
@@ -141,6 +146,13 @@ class OutboxSender:
                 session, self.owner, self._utc(), everything=not self.shared
             )
         items = [q for q in (open_row(r) for r in rows) if q is not None]
+        if items:
+            # Any of them may have been sent just before the last process died, under an id
+            # nobody wrote down: quick exit must delete above the ids known now.
+            async with transaction(self.sessions) as session:
+                for chat_key in {q.chat_key for q in items}:
+                    now = self._utc()
+                    await delivery.open_gap(session, chat_key, now, known_before=now)
         self.submit(items)
         unreadable = len(rows) - len(items)
         if unreadable:
@@ -204,6 +216,7 @@ class OutboxSender:
             await asyncio.wait(list(self._in_flight), timeout=grace)
         for task in list(self._in_flight):
             task.cancel()
+        await self.flush()
         for chat in self._chats.values():
             if chat.timer is not None:
                 chat.timer.cancel()
@@ -293,6 +306,8 @@ class OutboxSender:
         self._wake.set()
 
     def _check_idle(self) -> None:
+        if self._deliveries and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush_soon())
         if not self._in_flight and all(not c.queue for c in self._chats.values()):
             self._idle.set()
             # Forget chats with nothing to do, so the table tracks only active ones.
@@ -338,6 +353,8 @@ class OutboxSender:
     async def _first_in_line(self, chat: _Chat, item: Queued) -> bool:
         """Several processes: send only the chat's oldest waiting item, and only while it is
         still waiting (another process's quick exit deletes it)."""
+        if item.chat_key in self._delivered_chats:
+            await self.flush()
         async with self.sessions() as session:
             first = await delivery.first_waiting(session, item.chat_key)
         if first is None or first > item.id:
@@ -378,9 +395,42 @@ class OutboxSender:
         await delivery.count_attempt(session, item.id)
 
     async def _record(self, item: Queued, message_ids: Sequence[int]) -> None:
-        await self._retry_db(
-            lambda s: delivery.delivered(s, item.id, item.chat_key, message_ids, self._utc())
-        )
+        """Note a delivery; deliveries are written together, a few milliseconds later, in one
+        transaction (one per message measured as the largest cost per turn). A crash before
+        the write sends those items again, and `load` opens a gap for every chat it resumes,
+        so quick exit still deletes the first copies."""
+        self._deliveries.append((item.id, item.chat_key, list(message_ids)))
+        self._delivered_chats[item.chat_key] = self._delivered_chats.get(item.chat_key, 0) + 1
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_DELAY)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write every noted delivery now (before quick exit reads the chat's ids)."""
+        async with self._flush_lock:
+            batch, self._deliveries = self._deliveries, []
+            if not batch:
+                return
+            now = self._utc()
+
+            async def write(session: AsyncSession) -> None:
+                await delivery.delivered_many(session, batch, now)
+
+            try:
+                await self._retry_db(write)
+            except Exception as exc:
+                # The items stay in the outbox and go again after a restart (a gap is opened
+                # for them then); nothing is lost, a reply may come twice.
+                log.error("deliveries not recorded: %s", type(exc).__name__)
+            for _id, chat_key, _ids in batch:
+                left = self._delivered_chats.get(chat_key, 1) - 1
+                if left <= 0:
+                    self._delivered_chats.pop(chat_key, None)
+                else:
+                    self._delivered_chats[chat_key] = left
 
     async def _retry_db(self, work: Callable[[AsyncSession], object], tries: int = 5) -> None:
         """Write what Telegram told us; a brief database hiccup must not turn a delivered
@@ -401,6 +451,7 @@ class OutboxSender:
 
     async def _quick_exit(self, item: Queued) -> None:
         """Delete every id the chat may show, known or not, then send the neutral line."""
+        await self.flush()
         async with self.sessions() as session:
             known = await delivery.known_ids(session, item.chat_key, self._utc())
             gaps = await delivery.gaps(session, item.chat_key)

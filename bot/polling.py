@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application
 
+from bot.inbox import Receiver
 from bot.ratelimit import retry_after_seconds
-from bot.receiver import Receiver
 from storage.db import POLLER_LOCK, leadership
 
 log = logging.getLogger("safebot.polling")

@@ -547,10 +547,9 @@ class ConversationService:
             )
             for r in replies
         ]
-        rows = await delivery.add_outgoing(session, chat_key, items, self.clock(), self.owner)
+        ids = await delivery.add_outgoing(session, chat_key, items, self.clock(), self.owner)
         return tuple(
-            Queued(row.id, chat_key, lane, "send", chat, (r,))
-            for row, r in zip(rows, replies, strict=True)
+            Queued(i, chat_key, lane, "send", chat, (r,)) for i, r in zip(ids, replies, strict=True)
         )
 
     async def _queue_quick_exit(
@@ -558,8 +557,8 @@ class ConversationService:
     ) -> tuple[Queued, ...]:
         body = {"chat": chat, "replies": [reply_to_json(r) for r in replies]}
         item = delivery.Outgoing("quick_exit", LANE_QUICK_EXIT, self._seal_out(chat_key, body))
-        (row,) = await delivery.add_outgoing(session, chat_key, [item], self.clock(), self.owner)
-        return (Queued(row.id, chat_key, LANE_QUICK_EXIT, "quick_exit", chat, tuple(replies)),)
+        (i,) = await delivery.add_outgoing(session, chat_key, [item], self.clock(), self.owner)
+        return (Queued(i, chat_key, LANE_QUICK_EXIT, "quick_exit", chat, tuple(replies)),)
 
     def _seal_out(self, chat_key: str, body: Mapping[str, object]) -> bytes:
         return seal_json(self.secrets.draft_key, "outbox:" + chat_key, body)

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ChatMessage, InboxUpdate, OutboxItem, SendGap
@@ -53,18 +53,29 @@ async def store_updates(
     await session.execute(insert_or_ignore(session, InboxUpdate).values(rows))
 
 
-async def pop_update(session: AsyncSession, chat_key: str) -> InboxUpdate | None:
-    """The chat's oldest stored update, removed from the inbox (undone if the turn rolls back).
-    Called under the chat's lock, so whichever process runs it keeps the person's order."""
-    row = await session.scalar(
-        select(InboxUpdate)
+@dataclass(frozen=True)
+class Popped:
+    update_id: int
+    lane: int
+    payload: bytes
+
+
+async def pop_update(session: AsyncSession, chat_key: str) -> Popped | None:
+    """The chat's oldest stored update, removed from the inbox in one statement (undone if the
+    turn rolls back). Called under the chat's lock, so whichever process runs it keeps the
+    person's order."""
+    oldest = (
+        select(func.min(InboxUpdate.update_id))
         .where(InboxUpdate.chat_key == chat_key)
-        .order_by(InboxUpdate.update_id)
-        .limit(1)
+        .scalar_subquery()
     )
-    if row is not None:
-        await session.execute(delete(InboxUpdate).where(InboxUpdate.update_id == row.update_id))
-    return row
+    result = await session.execute(
+        delete(InboxUpdate)
+        .where(InboxUpdate.update_id == oldest)
+        .returning(InboxUpdate.update_id, InboxUpdate.lane, InboxUpdate.payload)
+    )
+    row = result.first()
+    return None if row is None else Popped(int(row[0]), int(row[1]), bytes(row[2]))
 
 
 async def drop_update(session: AsyncSession, update_id: int) -> None:
@@ -100,24 +111,29 @@ async def add_outgoing(
     items: Sequence[Outgoing],
     now: dt.datetime,
     owner: str | None = None,
-) -> list[OutboxItem]:
-    """Queue a turn's items, claimed by the process that ran the turn (it delivers them)."""
+) -> list[int]:
+    """Queue a turn's items, claimed by the process that ran the turn (it delivers them).
+    Returns their ids, in order."""
+    if not items:
+        return []
     rows = [
-        OutboxItem(
-            chat_key=chat_key,
-            lane=i.lane,
-            kind=i.kind,
-            payload=i.payload,
-            attempts=0,
-            created_at=now,
-            claimed_by=owner,
-            claimed_until=None if owner is None else now + LEASE,
-        )
+        {
+            "chat_key": chat_key,
+            "lane": i.lane,
+            "kind": i.kind,
+            "payload": i.payload,
+            "attempts": 0,
+            "created_at": now,
+            "claimed_by": owner,
+            "claimed_until": None if owner is None else now + LEASE,
+        }
         for i in items
     ]
-    session.add_all(rows)
-    await session.flush()
-    return rows
+    # The executemany form: SQLAlchemy batches it into one INSERT and keeps the ids in order.
+    result = await session.execute(
+        insert(OutboxItem).returning(OutboxItem.id, sort_by_parameter_order=True), rows
+    )
+    return [int(i) for i in result.scalars().all()]
 
 
 async def drop_outgoing(session: AsyncSession, chat_key: str) -> int:
@@ -175,6 +191,35 @@ async def delivered(
     if message_ids:
         await remember_messages(session, chat_key, message_ids, now)
         await close_gaps(session, chat_key, min(message_ids))
+
+
+async def delivered_many(
+    session: AsyncSession, batch: Sequence[tuple[int, str, Sequence[int]]], now: dt.datetime
+) -> None:
+    """`delivered` for many items in one statement per table."""
+    await session.execute(delete(OutboxItem).where(OutboxItem.id.in_([b[0] for b in batch])))
+    rows = [
+        {"chat_key": chat_key, "message_id": int(i), "sent_at": now}
+        for _id, chat_key, ids in batch
+        for i in ids
+    ]
+    if rows:
+        await session.execute(insert_or_ignore(session, ChatMessage).values(rows))
+    lowest: dict[str, int] = {}
+    for _id, chat_key, ids in batch:
+        if ids:
+            lowest[chat_key] = min(lowest.get(chat_key, ids[0]), *ids)
+    with_gaps = set(
+        (
+            await session.scalars(
+                select(SendGap.chat_key).where(
+                    SendGap.chat_key.in_(list(lowest)), SendGap.before_id.is_(None)
+                )
+            )
+        ).all()
+    )
+    for chat_key in with_gaps:
+        await close_gaps(session, chat_key, lowest[chat_key])
 
 
 async def abandon(session: AsyncSession, item_id: int) -> None:

@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 from telegram import Bot, Update
 
-from bot.receiver import Receiver
+from bot.inbox import Receiver
 from storage.db import ping
 
 log = logging.getLogger("safebot.web")
