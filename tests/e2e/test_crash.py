@@ -1,5 +1,6 @@
-"""`kill -9` at random moments while a crowd is talking to the bot, in polling and webhook mode
-(SQLite, `safebot run` as a child process). After each kill the bot restarts; at the end every
+"""`kill -9` at random moments while a crowd is talking to the bot, in polling and webhook mode,
+on SQLite and on PostgreSQL (`safebot run` as a child process; PostgreSQL is skipped, with the
+reason, when no server answers). After each kill the bot restarts; at the end every
 update Telegram handed over was handled, every committed reply was delivered, and every
 person's last message got its answer. The seed is printed so a failing run can be repeated.
 """
@@ -7,14 +8,18 @@ person's last message got its answer. The seed is printed so a failing run can b
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.e2e.conftest import BotProcess, bot_env, db_query, free_port, stop_bot_process
 from tests.e2e.emulator import BotApiEmulator, EmulatedUser
 
+PG_ADMIN_DSN = os.environ.get("SAFEBOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "crash-test-secret"
 PEOPLE = 12
 KILLS = 4
@@ -39,17 +44,56 @@ async def talk(user: EmulatedUser, rng: random.Random, stop: asyncio.Event) -> l
     return sent
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+    """None for the default SQLite file, or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=2)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN.split('@')[-1]}: {exc!r}")
+    name = f"safebot_crash_{os.getpid()}_{os.urandom(3).hex()}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+class Rows:
+    """Counts and ids read straight from the bot's database, whichever it is."""
+
+    def __init__(self, data_dir: Path, url: str | None) -> None:
+        self.data_dir, self.url = data_dir, url
+
+    async def scalar_list(self, sql: str) -> list[int]:
+        if self.url is None:
+            return [int(next(iter(r.values()))) for r in db_query(self.data_dir, sql)]
+        conn = await asyncpg.connect(self.url)
+        try:
+            return [int(r[0]) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    async def count(self, table: str) -> int:
+        return (await self.scalar_list(f"SELECT count(*) FROM {table}"))[0]
+
+
 @pytest.mark.parametrize("mode", ["polling", "webhook"])
 async def test_kill_9_at_random_moments_loses_nothing(
-    emulator: BotApiEmulator, tmp_path: Path, mode: str
+    emulator: BotApiEmulator, tmp_path: Path, mode: str, database: str | None
 ) -> None:
     seed = random.randrange(10**6)
     rng = random.Random(seed)
     data_dir = tmp_path / "data"
-    extra: dict[str, str] = {}
+    rows = Rows(data_dir, database)
+    extra: dict[str, str] = {} if database is None else {"DATABASE_URL": database}
     if mode == "webhook":
         port = free_port()
-        extra = {
+        extra |= {
             "SAFEBOT_PORT": str(port),
             "SAFEBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/tg/hook",
             "SAFEBOT_WEBHOOK_SECRET": SECRET,
@@ -76,17 +120,12 @@ async def test_kill_9_at_random_moments_loses_nothing(
             assert loop.time() < deadline, "some people got no answer to their last message"
             await asyncio.sleep(0.1)
         # Every reply goes out at Telegram's 30 a second: a few hundred take a while.
-        def count(table: str) -> int:
-            return int(db_query(data_dir, f"SELECT count(*) AS n FROM {table}")[0]["n"])
-
         deadline = loop.time() + 120
-        while count("inbox") or count("outbox"):
+        while await rows.count("inbox") or await rows.count("outbox"):
             assert loop.time() < deadline, f"seed {seed}: inbox or outbox never drained"
             await asyncio.sleep(0.2)
-        handled = {
-            r["update_id"] for r in db_query(data_dir, "SELECT update_id FROM processed_updates")
-        }
-        inbox, outbox = count("inbox"), count("outbox")
+        handled = set(await rows.scalar_list("SELECT update_id FROM processed_updates"))
+        inbox, outbox = await rows.count("inbox"), await rows.count("outbox")
         stderr = process.stderr()
     finally:
         code = await stop_bot_process(process)
@@ -99,9 +138,10 @@ async def test_kill_9_at_random_moments_loses_nothing(
         if not m.from_bot and m.kind == "text"
         if not answered_after(u, m.message_id)
     ]
+    kind = "sqlite" if database is None else "postgresql"
     print(
-        f"{mode} seed {seed}: {len(created)} updates, {len(lost)} lost, inbox {inbox}, "
-        f"outbox {outbox}, {process.runs} runs"
+        f"{mode} {kind} seed {seed}: {len(created)} updates, {len(lost)} lost, "
+        f"inbox {inbox}, outbox {outbox}, {process.runs} runs"
     )
     assert lost == [], f"seed {seed}: updates handed over but never handled: {lost[:10]}"
     assert inbox == 0 and outbox == 0, f"seed {seed}"
