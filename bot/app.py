@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import os
 import secrets as secrets_module
 import signal
 from collections.abc import AsyncIterator
@@ -28,7 +27,7 @@ from bot.keyring import ensure_keys
 from bot.notices import NoticeWorker
 from bot.outbox import OutboxSender
 from bot.polling import StoringPoller
-from bot.service import ConversationService, ServerSecrets, Turn
+from bot.service import ConversationService, ServerSecrets, TurnResult
 from bot.telegram import ALLOWED_UPDATES, TelegramChannel, build_application, set_commands
 from bot.web.server import add_webhook, build_web_app
 from flows.check import check_flow
@@ -82,13 +81,10 @@ async def build_core(settings: Settings, *, migrate: bool = True) -> Core:
         await upgrade_async(settings.database_url)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    env = os.environ
     secrets = ServerSecrets(
-        user_hash_key=load_or_create(
-            settings.data_dir, "user-hash", env.get("SAFEBOT_USER_HASH_KEY")
-        ),
-        draft_key=load_or_create(settings.data_dir, "draft", env.get("SAFEBOT_DRAFT_KEY")),
-        lookup_key=load_or_create(settings.data_dir, "lookup", env.get("SAFEBOT_LOOKUP_KEY")),
+        user_hash_key=load_or_create(settings.data_dir, "user-hash", settings.user_hash_key),
+        draft_key=load_or_create(settings.data_dir, "draft", settings.draft_key),
+        lookup_key=load_or_create(settings.data_dir, "lookup", settings.lookup_key),
     )
     await ensure_keys(sessions, ctx.deployment, settings.data_dir)
     service = ConversationService(
@@ -130,7 +126,7 @@ def build_delivery(core: Core) -> Delivery:
     )
     notices = NoticeWorker(telegram.bot, core.sessions, core.ctx.deployment)
 
-    def on_turn(turn: Turn) -> None:
+    def on_turn(turn: TurnResult) -> None:
         if turn.request_stored:
             notices.wake()
 

@@ -46,6 +46,10 @@ class Settings:
     chat_send_rate: float = 1.0
     # Telegram allows about 30 messages a second per bot.
     send_rate: float = 30.0
+    # The three server secrets as given (base64), or None: generated into the data dir.
+    user_hash_key: str | None = None
+    draft_key: str | None = None
+    lookup_key: str | None = None
 
     @property
     def webhook_path(self) -> str:
@@ -88,6 +92,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=(env.get("SAFEBOT_LOG_LEVEL") or "INFO").upper(),
         chat_send_rate=float(_int(env, "SAFEBOT_CHAT_SEND_RATE", 1)),
         send_rate=float(_int(env, "SAFEBOT_SEND_RATE", 30)),
+        user_hash_key=env.get("SAFEBOT_USER_HASH_KEY") or None,
+        draft_key=env.get("SAFEBOT_DRAFT_KEY") or None,
+        lookup_key=env.get("SAFEBOT_LOOKUP_KEY") or None,
     )
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from telegram import Update
 
 from bot.outbox import OutboxSender
-from bot.service import LANE_NORMAL, ConversationService, Incoming, Turn
+from bot.service import LANE_NORMAL, ConversationService, Incoming, TurnResult
 from bot.telegram import BadUpdate, TelegramChannel, incoming, press_id
 from storage import delivery
 
@@ -71,7 +71,7 @@ class InboxScheduler:
         sender: OutboxSender | None,
         *,
         workers: int = 4,
-        on_turn: Callable[[Turn], None] = lambda _t: None,
+        on_turn: Callable[[TurnResult], None] = lambda _t: None,
         sweep_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

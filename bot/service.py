@@ -99,7 +99,10 @@ class Queued:
 
 
 @dataclass(frozen=True)
-class Turn:
+class TurnResult:
+    """What a turn did, for the caller: the replies (the terminal prints them), the outbox
+    rows it committed (the sender delivers them), and what it changed."""
+
     replies: tuple[Reply, ...] = ()
     chat_key: str = ""
     delete_message_ids: tuple[int, ...] = ()
@@ -221,7 +224,7 @@ class ConversationService:
             await delivery.store_updates(session, stored, self.clock())
         return [(r.chat_key, r.lane) for r in stored]
 
-    async def run_next(self, chat_key: str) -> Turn | None:
+    async def run_next(self, chat_key: str) -> TurnResult | None:
         """Handle the chat's oldest stored update; None when the inbox holds none for it."""
         attempt = _Attempt()
         try:
@@ -234,7 +237,7 @@ class ConversationService:
 
     async def _run_next(
         self, chat_key: str, attempt: _Attempt, *, submit_failed: bool
-    ) -> Turn | None:
+    ) -> TurnResult | None:
         now = self.clock()
         async with transaction(self.sessions) as session:
             await queries.lock_chat(session, chat_key)
@@ -242,13 +245,13 @@ class ConversationService:
             if row is None:
                 return None
             if not await queries.claim_update(session, row.update_id, now):
-                return Turn(chat_key=chat_key, duplicate=True, lane=row.lane)
+                return TurnResult(chat_key=chat_key, duplicate=True, lane=row.lane)
             body = open_json(self.secrets.draft_key, "inbox:" + chat_key, row.payload)
             event = event_from_json(body.get("event")) if body else None
             if body is None or event is None:
                 # Sealed under a server key that has since changed: nothing can be done with it.
                 log.warning("inbox update that does not open dropped")
-                return Turn(chat_key=chat_key, duplicate=True, lane=row.lane)
+                return TurnResult(chat_key=chat_key, duplicate=True, lane=row.lane)
             incoming = body.get("incoming")
             turn = await self._turn(
                 session,
@@ -312,7 +315,7 @@ class ConversationService:
         update_id: int | None = None,
         incoming_message_id: int | None = None,
         deliver_to: ChatAddress | None = None,
-    ) -> Turn:
+    ) -> TurnResult:
         attempt = _Attempt()
         args = (channel, user_id, event, update_id, incoming_message_id, deliver_to)
         try:
@@ -333,13 +336,13 @@ class ConversationService:
         deliver_to: ChatAddress | None,
         attempt: _Attempt,
         submit_failed: bool,
-    ) -> Turn:
+    ) -> TurnResult:
         chat_key = self.chat_key(channel, user_id)
         now = self.clock()
         incoming = [incoming_message_id] if incoming_message_id is not None else []
         async with transaction(self.sessions) as session:
             if update_id is not None and not await queries.claim_update(session, update_id, now):
-                return Turn(chat_key=chat_key, duplicate=True)
+                return TurnResult(chat_key=chat_key, duplicate=True)
             await queries.lock_chat(session, chat_key)
             turn = await self._turn(
                 session,
@@ -385,7 +388,7 @@ class ConversationService:
         deliver_to: ChatAddress | None,
         attempt: _Attempt,
         submit_failed: bool,
-    ) -> Turn:
+    ) -> TurnResult:
         row = await queries.load_conversation(session, chat_key, now)
         state = self._restore(row, chat_key)
         outcome = step(self.ctx, state, event)
@@ -417,7 +420,7 @@ class ConversationService:
             else:
                 lane = LANE_URGENT if acc.state.step in self._urgent_steps else LANE_NORMAL
                 queued = await self._queue(session, chat_key, deliver_to, replies, lane)
-        return Turn(
+        return TurnResult(
             replies,
             chat_key,
             delete_message_ids=delete_ids,
@@ -522,7 +525,7 @@ class ConversationService:
         acc.stored = True
         return RequestStored(stored.reference)
 
-    async def _after_commit(self, turn: Turn) -> None:
+    async def _after_commit(self, turn: TurnResult) -> None:
         if self.engine is None or not (turn.request_stored or turn.wiped):
             return
         try:

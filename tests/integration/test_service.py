@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 import bot.service
 from bot.config import bundled_deployment_path
 from bot.keyring import register_public_key
-from bot.service import ConversationService, ServerSecrets, Turn
+from bot.service import ConversationService, ServerSecrets, TurnResult
 from flows import (
     ButtonPressed,
     CommandReceived,
@@ -117,10 +117,10 @@ class Victim:
     def __init__(self, service: ConversationService, user_id: str = USER_ID) -> None:
         self.service = service
         self.user_id = user_id
-        self.last: Turn | None = None
+        self.last: TurnResult | None = None
         self.seen_message_ids: list[int] = []
 
-    async def send(self, event: Event, *, update_id: int | None = None) -> Turn:
+    async def send(self, event: Event, *, update_id: int | None = None) -> TurnResult:
         incoming = next(_message_ids)
         turn = await self.service.handle(
             CHANNEL,
@@ -148,10 +148,10 @@ class Victim:
         shown = [b.label for r in self.last.replies for row in r.buttons for b in row]
         raise AssertionError(f"no button {label!r} on screen; buttons: {shown}")
 
-    async def press(self, label: str) -> Turn:
+    async def press(self, label: str) -> TurnResult:
         return await self.send(ButtonPressed(self.button(label)))
 
-    async def type(self, text: str) -> Turn:
+    async def type(self, text: str) -> TurnResult:
         return await self.send(TextReceived(text))
 
     @property
@@ -159,7 +159,7 @@ class Victim:
         return self.service.chat_key(CHANNEL, self.user_id)
 
 
-def says(ctx: Context, turn: Turn, key: str) -> bool:
+def says(ctx: Context, turn: TurnResult, key: str) -> bool:
     """Whether a reply carries the flow string `key` (English; up to its first placeholder)."""
     text = html.escape(ctx.flow.string(key), quote=False).split("{")[0]
     return any(text in reply.html for reply in turn.replies)
@@ -185,7 +185,7 @@ FORM_ANSWERS: dict[str, str | None] = {
 }
 
 
-async def fill_form(victim: Victim, *, until: str | None = None) -> Turn:
+async def fill_form(victim: Victim, *, until: str | None = None) -> TurnResult:
     """From /start to the summary screen (or to question `until`, not answered), choosing the
     organisation explicitly. The moves come from the shared walker (tests/walker.py)."""
     ctx = victim.service.ctx
@@ -301,7 +301,7 @@ async def test_concurrent_turns_of_one_person_are_not_lost(
     start = await conversation_row(db, victim.chat_key)
     assert start is not None
 
-    async def menu() -> Turn:
+    async def menu() -> TurnResult:
         return await service.handle(
             CHANNEL, USER_ID, ButtonPressed("m"), update_id=next(_update_ids)
         )
