@@ -89,6 +89,7 @@ class OutboxSender:
         # other processes may deliver to the same chats, so order is checked in the database.
         self.owner = owner
         self.shared = shared
+        self.overall_rate = overall_rate
         self.chat_rate = chat_rate
         self.chat_burst = chat_burst
         self.max_in_flight = max_in_flight
@@ -198,6 +199,8 @@ class OutboxSender:
             try:
                 async with transaction(self.sessions) as session:
                     await delivery.renew_lease(session, self.owner, self._utc())
+                    if self.shared:
+                        await delivery.forget_idle_budgets(session, time.time())
                 if self.shared and self._open_row is not None:
                     await self.load(self._open_row)
             except Exception as exc:
@@ -324,6 +327,8 @@ class OutboxSender:
             if self.shared and not await self._first_in_line(chat, item):
                 finished = item.id in chat.superseded
                 return
+            if self.shared and item.lane > 0:
+                await self._shared_slot(item)
             if item.kind == "quick_exit":
                 await self._quick_exit(item)
             else:
@@ -349,6 +354,22 @@ class OutboxSender:
                 chat.queue.popleft()
             chat.busy = False
             self._make_ready(key, chat)
+
+    async def _shared_slot(self, item: Queued) -> None:
+        """Several processes: Telegram's limits are per bot, so every send also takes its slot
+        from the buckets in the database (overall, and this chat's), and waits for it."""
+        rates = [
+            delivery.Rate("all", 1 / self.overall_rate, 0.0),
+            delivery.Rate(
+                "chat:" + item.chat_key,
+                1 / self.chat_rate,
+                (self.chat_burst - 1) / self.chat_rate,
+            ),
+        ]
+        async with transaction(self.sessions) as session:
+            delay = await delivery.reserve_send(session, rates, time.time())
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def _first_in_line(self, chat: _Chat, item: Queued) -> bool:
         """Several processes: send only the chat's oldest waiting item, and only while it is

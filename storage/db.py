@@ -60,8 +60,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             for pragma in (
-                "PRAGMA journal_mode=WAL",
+                # The busy timeout first: switching to WAL needs the file's lock, which another
+                # process starting at the same moment may hold.
                 "PRAGMA busy_timeout=5000",
+                "PRAGMA journal_mode=WAL",
                 "PRAGMA foreign_keys=ON",
                 "PRAGMA secure_delete=ON",
                 "PRAGMA synchronous=FULL",

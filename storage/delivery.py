@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import ChatMessage, InboxUpdate, OutboxItem, SendGap
+from storage.models import ChatMessage, InboxUpdate, OutboxItem, SendBudget, SendGap
 from storage.queries import MESSAGE_DELETE_WINDOW, insert_or_ignore, remember_messages
 
 
@@ -296,3 +297,37 @@ async def chat_cleared(
     await session.execute(stmt.where(ChatMessage.message_id.in_([int(i) for i in deleted])))
     if gaps_done:
         await session.execute(delete(SendGap).where(SendGap.chat_key == chat_key))
+
+
+# ---- the send budget shared by several processes (PostgreSQL) --------------------------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    key: str
+    interval: float  # seconds between sends, sustained
+    tolerance: float  # how far ahead a burst may run, in seconds
+
+
+async def reserve_send(session: AsyncSession, rates: Sequence[Rate], now: float) -> float:
+    """Take one send's slot from every bucket; return how many seconds from `now` the send
+    may go. GCRA: a send is allowed once `now >= tat - tolerance`, and pushes `tat` on by one
+    interval. PostgreSQL only (several processes never share SQLite)."""
+    delay = 0.0
+    for rate in rates:
+        stmt = (
+            pg_insert(SendBudget)
+            .values(key=rate.key, tat=now + rate.interval)
+            .on_conflict_do_update(
+                index_elements=[SendBudget.key],
+                set_={"tat": func.greatest(SendBudget.tat, now) + rate.interval},
+            )
+            .returning(SendBudget.tat)
+        )
+        tat = float((await session.execute(stmt)).scalar_one())
+        delay = max(delay, tat - rate.interval - rate.tolerance - now)
+    return max(0.0, delay)
+
+
+async def forget_idle_budgets(session: AsyncSession, now: float) -> None:
+    await session.execute(delete(SendBudget).where(SendBudget.tat < now - 60))

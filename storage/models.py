@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -168,3 +178,14 @@ class SendGap(Base):
     after_id: Mapped[int] = mapped_column(BigInteger)
     before_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SendBudget(Base):
+    """Telegram's send limits are per bot, not per process: with several processes on one
+    PostgreSQL, each send reserves its slot here (GCRA: `tat` is when the bucket would be full
+    again, in seconds since the epoch). One row for the whole bot and one per recent chat."""
+
+    __tablename__ = "send_budget"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float)

@@ -168,3 +168,66 @@ async def test_polling_elects_one_poller_and_another_takes_over_after_kill_9(
     finally:
         for process in processes:
             await stop_bot_process(process)
+
+
+async def test_two_processes_share_one_send_budget(
+    emulator: BotApiEmulator, tmp_path: Path, pg_url: str
+) -> None:
+    """Telegram's limit is per bot: two processes together must not send faster than it. With
+    the overall rate set to 10 a second, no second of the run sees more than 10 sends (plus
+    one for the window's edge), although each process alone would allow 10."""
+    rate = 10
+    sent_at: list[float] = []
+    name, handler = emulator._methods["sendmessage"]
+
+    async def timed(params: dict[str, object]) -> object:
+        result = await handler(params)
+        sent_at.append(asyncio.get_running_loop().time())
+        return result
+
+    emulator._methods["sendmessage"] = (name, timed)
+    proxy_port = free_port()
+    hook = f"http://127.0.0.1:{proxy_port}/hook"
+    keys = {
+        k: base64.b64encode(os.urandom(32)).decode()
+        for k in ("SAFEBOT_USER_HASH_KEY", "SAFEBOT_DRAFT_KEY", "SAFEBOT_LOOKUP_KEY")
+    }
+    processes = []
+    for n in range(2):
+        port = free_port()
+        env = bot_env(
+            emulator,
+            tmp_path / "data",
+            DATABASE_URL=pg_url,
+            SAFEBOT_PORT=str(port),
+            SAFEBOT_WEBHOOK_URL=hook,
+            SAFEBOT_WEBHOOK_SECRET=SECRET,
+            SAFEBOT_SEND_RATE=str(rate),
+            **keys,
+        )
+        processes.append((BotProcess(env, tmp_path / f"budget-{n}"), port))
+    proxy = Alternating([f"http://127.0.0.1:{port}/hook" for _p, port in processes])
+    app = web.Application()
+    app.router.add_post("/hook", proxy.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", proxy_port).start()
+    try:
+        for process, _port in processes:
+            await process.start()
+        crowd = [emulator.user(9700 + i, language_code="en") for i in range(40)]
+        for user in crowd:
+            await user.send_command("/start")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not all(u.chat.bot_messages() for u in crowd):
+            assert loop.time() < deadline, "not everyone got a first reply"
+            await asyncio.sleep(0.05)
+    finally:
+        for process, _port in processes:
+            await stop_bot_process(process)
+        await runner.cleanup()
+    busiest = max(sum(1 for t in sent_at if s <= t < s + 1.0) for s in sent_at)
+    print(f"{len(sent_at)} sends from two processes; busiest second {busiest} (limit {rate})")
+    assert len(sent_at) >= 40
+    assert busiest <= rate + 1

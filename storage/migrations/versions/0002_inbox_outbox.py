@@ -58,8 +58,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_send_gaps_chat_key'), ['chat_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_send_gaps_created_at'), ['created_at'], unique=False)
 
+    op.create_table('send_budget',
+    sa.Column('key', sa.String(length=80), nullable=False),
+    sa.Column('tat', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
+
 
 def downgrade() -> None:
+    op.drop_table('send_budget')
     with op.batch_alter_table('send_gaps', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_send_gaps_created_at'))
         batch_op.drop_index(batch_op.f('ix_send_gaps_chat_key'))
