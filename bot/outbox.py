@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channel import Channel, MaybeDelivered, RetryLater, Undeliverable
 from bot.ratelimit import Bucket
 from bot.service import Queued
-from storage import delivery
+from storage import delivery, queries
 from storage.db import transaction
 from storage.models import OutboxItem
 
@@ -474,7 +474,7 @@ class OutboxSender:
         """Delete every id the chat may show, known or not, then send the neutral line."""
         await self.flush()
         async with self.sessions() as session:
-            known = await delivery.known_ids(session, item.chat_key, self._utc())
+            known = await queries.chat_message_ids(session, item.chat_key, self._utc())
             gaps = await delivery.gaps(session, item.chat_key)
         # What is on screen goes first: the person may be watched right now.
         await self._delete(item, known)

@@ -405,7 +405,7 @@ class ConversationService:
             await queries.remember_messages(session, chat_key, incoming, now)
             incoming = []
             if deliver_to is None:
-                delete_ids = tuple(await delivery.known_ids(session, chat_key, now))
+                delete_ids = tuple(await queries.chat_message_ids(session, chat_key, now))
         if acc.forget:
             await queries.delete_conversation(session, chat_key)
             await queries.remember_messages(session, chat_key, incoming, now)

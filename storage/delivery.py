@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ChatMessage, InboxUpdate, OutboxItem, SendBudget, SendGap
-from storage.queries import MESSAGE_DELETE_WINDOW, insert_or_ignore, remember_messages
+from storage.queries import insert_or_ignore, remember_messages
 
 
 @dataclass(frozen=True)
@@ -234,15 +234,6 @@ async def count_attempt(session: AsyncSession, item_id: int) -> None:
 
 
 # ---- what quick exit must delete ----------------------------------------------------------
-
-
-async def known_ids(session: AsyncSession, chat_key: str, now: dt.datetime) -> list[int]:
-    result = await session.scalars(
-        select(ChatMessage.message_id)
-        .where(ChatMessage.chat_key == chat_key, ChatMessage.sent_at > now - MESSAGE_DELETE_WINDOW)
-        .order_by(ChatMessage.message_id)
-    )
-    return list(result.all())
 
 
 async def highest_known_id(session: AsyncSession, chat_key: str, before: dt.datetime) -> int:

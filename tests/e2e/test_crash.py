@@ -8,9 +8,7 @@ person's last message got its answer. The seed is printed so a failing run can b
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +17,6 @@ import pytest
 from tests.e2e.conftest import BotProcess, bot_env, db_query, free_port, stop_bot_process
 from tests.e2e.emulator import BotApiEmulator, EmulatedUser
 
-PG_ADMIN_DSN = os.environ.get("SAFEBOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "crash-test-secret"
 PEOPLE = 12
 KILLS = 4
@@ -45,22 +42,11 @@ async def talk(user: EmulatedUser, rng: random.Random, stop: asyncio.Event) -> l
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
+def database(request: pytest.FixtureRequest) -> str | None:
     """None for the default SQLite file, or the URL of a fresh PostgreSQL database."""
     if request.param == "sqlite":
-        yield None
-        return
-    try:
-        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=2)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN.split('@')[-1]}: {exc!r}")
-    name = f"safebot_crash_{os.getpid()}_{os.urandom(3).hex()}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        return None
+    return str(request.getfixturevalue("pg_url"))
 
 
 class Rows:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import pytest
 from aiohttp import web
 
 from tests.e2e.conftest import (
@@ -27,7 +27,6 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.emulator import BotApiEmulator
 
-PG_ADMIN_DSN = os.environ.get("SAFEBOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "two-process-secret"
 PEOPLE = 10
 STALE = "That button is from an earlier message"
@@ -41,22 +40,6 @@ ANSWERS: dict[str, str | None] = {
     "urgent": "no",
     "organisation": "none",
 }
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    try:
-        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=2)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN.split('@')[-1]}: {exc!r}")
-    name = f"safebot_two_{os.getpid()}_{os.urandom(3).hex()}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    host = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    try:
-        yield f"{host}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 class Alternating:
@@ -79,16 +62,23 @@ class Alternating:
             return web.Response(status=resp.status)
 
 
-async def test_one_persons_updates_alternating_between_processes_keep_order(
-    emulator: BotApiEmulator, tmp_path: Path, pg_url: str
-) -> None:
-    proxy_port = free_port()
-    hook = f"http://127.0.0.1:{proxy_port}/hook"
-    keys = {
+def shared_keys() -> dict[str, str]:
+    """The three server secrets, the same for every process (as a deployment must set them)."""
+    return {
         name: base64.b64encode(os.urandom(32)).decode()
         for name in ("SAFEBOT_USER_HASH_KEY", "SAFEBOT_DRAFT_KEY", "SAFEBOT_LOOKUP_KEY")
     }
-    processes = []
+
+
+@contextlib.asynccontextmanager
+async def behind_alternating_proxy(
+    emulator: BotApiEmulator, tmp_path: Path, pg_url: str, **extra: str
+) -> AsyncIterator[tuple[Alternating, list[BotProcess]]]:
+    """Two `safebot run` processes in webhook mode on one database, behind one proxy."""
+    proxy_port = free_port()
+    hook = f"http://127.0.0.1:{proxy_port}/hook"
+    keys = shared_keys()
+    processes: list[tuple[BotProcess, int]] = []
     for n in range(2):
         port = free_port()
         env = bot_env(
@@ -99,6 +89,7 @@ async def test_one_persons_updates_alternating_between_processes_keep_order(
             SAFEBOT_WEBHOOK_URL=hook,
             SAFEBOT_WEBHOOK_SECRET=SECRET,
             **keys,
+            **extra,
         )
         processes.append((BotProcess(env, tmp_path / f"logs-{n}"), port))
     proxy = Alternating([f"http://127.0.0.1:{port}/hook" for _p, port in processes])
@@ -110,6 +101,17 @@ async def test_one_persons_updates_alternating_between_processes_keep_order(
     try:
         for process, _port in processes:
             await process.start()
+        yield proxy, [p for p, _ in processes]
+    finally:
+        for process, _port in processes:
+            await stop_bot_process(process)
+        await runner.cleanup()
+
+
+async def test_one_persons_updates_alternating_between_processes_keep_order(
+    emulator: BotApiEmulator, tmp_path: Path, pg_url: str
+) -> None:
+    async with behind_alternating_proxy(emulator, tmp_path, pg_url) as (proxy, _processes):
         users = [emulator.user(9500 + i, language_code="en") for i in range(PEOPLE)]
 
         async def through(user_index: int) -> str:
@@ -120,15 +122,11 @@ async def test_one_persons_updates_alternating_between_processes_keep_order(
 
         references = await asyncio.gather(*(through(i) for i in range(PEOPLE)))
         stale = sum(STALE in (m.text or "") for u in users for m in u.chat.messages if m.from_bot)
-        conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+        conn = await asyncpg.connect(pg_url)
         try:
             stored = await conn.fetchval("SELECT count(*) FROM contact_requests")
         finally:
             await conn.close()
-    finally:
-        for process, _port in processes:
-            await stop_bot_process(process)
-        await runner.cleanup()
     print(f"{proxy.forwarded} webhook calls alternated; stale presses {stale}")
     assert proxy.forwarded > PEOPLE * 10
     assert stale == 0
@@ -139,10 +137,7 @@ async def test_one_persons_updates_alternating_between_processes_keep_order(
 async def test_polling_elects_one_poller_and_another_takes_over_after_kill_9(
     emulator: BotApiEmulator, tmp_path: Path, pg_url: str
 ) -> None:
-    keys = {
-        name: base64.b64encode(os.urandom(32)).decode()
-        for name in ("SAFEBOT_USER_HASH_KEY", "SAFEBOT_DRAFT_KEY", "SAFEBOT_LOOKUP_KEY")
-    }
+    keys = shared_keys()
     processes = [
         BotProcess(
             bot_env(emulator, tmp_path / "data", DATABASE_URL=pg_url, **keys), tmp_path / f"l{n}"
@@ -186,35 +181,7 @@ async def test_two_processes_share_one_send_budget(
         return result
 
     emulator._methods["sendmessage"] = (name, timed)
-    proxy_port = free_port()
-    hook = f"http://127.0.0.1:{proxy_port}/hook"
-    keys = {
-        k: base64.b64encode(os.urandom(32)).decode()
-        for k in ("SAFEBOT_USER_HASH_KEY", "SAFEBOT_DRAFT_KEY", "SAFEBOT_LOOKUP_KEY")
-    }
-    processes = []
-    for n in range(2):
-        port = free_port()
-        env = bot_env(
-            emulator,
-            tmp_path / "data",
-            DATABASE_URL=pg_url,
-            SAFEBOT_PORT=str(port),
-            SAFEBOT_WEBHOOK_URL=hook,
-            SAFEBOT_WEBHOOK_SECRET=SECRET,
-            SAFEBOT_SEND_RATE=str(rate),
-            **keys,
-        )
-        processes.append((BotProcess(env, tmp_path / f"budget-{n}"), port))
-    proxy = Alternating([f"http://127.0.0.1:{port}/hook" for _p, port in processes])
-    app = web.Application()
-    app.router.add_post("/hook", proxy.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", proxy_port).start()
-    try:
-        for process, _port in processes:
-            await process.start()
+    async with behind_alternating_proxy(emulator, tmp_path, pg_url, SAFEBOT_SEND_RATE=str(rate)):
         crowd = [emulator.user(9700 + i, language_code="en") for i in range(40)]
         for user in crowd:
             await user.send_command("/start")
@@ -223,10 +190,6 @@ async def test_two_processes_share_one_send_budget(
         while not all(u.chat.bot_messages() for u in crowd):
             assert loop.time() < deadline, "not everyone got a first reply"
             await asyncio.sleep(0.05)
-    finally:
-        for process, _port in processes:
-            await stop_bot_process(process)
-        await runner.cleanup()
     busiest = max(sum(1 for t in sent_at if s <= t < s + 1.0) for s in sent_at)
     print(f"{len(sent_at)} sends from two processes; busiest second {busiest} (limit {rate})")
     assert len(sent_at) >= 40
