@@ -45,12 +45,12 @@ from flows.events import (
 )
 from flows.i18n import is_rtl, negotiate
 from flows.replies import Button, Reply, coalesce
-from flows.state import ROUTING_FIELDS, ConversationState
-from storage import delivery, queries
+from flows.state import ConversationState
+from storage import conversations, delivery, queries
 from storage.db import checkpoint, transaction
-from storage.drafts import open_draft, open_json, seal_draft, seal_json
+from storage.drafts import open_json, seal_json
 from storage.identity import keyed_hash
-from storage.models import Conversation, OutboxItem
+from storage.models import OutboxItem
 from storage.requests import NewRequest, reference_hash, store_request
 
 log = logging.getLogger("safebot.service")
@@ -175,6 +175,7 @@ class ConversationService:
         self.secrets = secrets
         self.state_ttl = state_ttl
         self.draft_ttl = draft_ttl
+        self.lifetimes = conversations.Lifetimes(state=state_ttl, draft=draft_ttl)
         self._clock = clock
         self._urgent_steps = frozenset(s.id for s in ctx.flow.steps.values() if s.urgent)
 
@@ -389,8 +390,8 @@ class ConversationService:
         attempt: _Attempt,
         submit_failed: bool,
     ) -> TurnResult:
-        row = await queries.load_conversation(session, chat_key, now)
-        state = self._restore(row, chat_key)
+        loaded = await conversations.load(session, chat_key, now, self.secrets.draft_key)
+        state = loaded.state or initial_state(self.ctx.flow)
         outcome = step(self.ctx, state, event)
         log.info("turn event=%s step=%s->%s", type(event).__name__, state.step, outcome.state.step)
         acc = _TurnState(outcome.state, list(outcome.replies))
@@ -410,7 +411,10 @@ class ConversationService:
             await queries.delete_conversation(session, chat_key)
             await queries.remember_messages(session, chat_key, incoming, now)
         else:
-            await self._save(session, chat_key, row, acc.state, now, incoming)
+            await queries.remember_messages(session, chat_key, incoming, now)
+            await conversations.save(
+                session, chat_key, loaded, acc.state, now, self.secrets.draft_key, self.lifetimes
+            )
 
         replies = coalesce(tuple(acc.replies))
         queued: tuple[Queued, ...] = ()
@@ -581,35 +585,3 @@ class ConversationService:
         return Queued(
             row.id, row.chat_key, row.lane, row.kind, chat, replies, attempts=row.attempts
         )
-
-    # ---- state ---------------------------------------------------------------------------
-
-    def _restore(self, row: Conversation | None, chat_key: str) -> ConversationState:
-        if row is None:
-            return initial_state(self.ctx.flow)
-        draft = open_draft(self.secrets.draft_key, chat_key, row.draft)
-        return ConversationState.restore({f: getattr(row, f) for f in ROUTING_FIELDS}, draft)
-
-    async def _save(
-        self,
-        session: AsyncSession,
-        chat_key: str,
-        row: Conversation | None,
-        state: ConversationState,
-        now: dt.datetime,
-        incoming: list[int],
-    ) -> None:
-        if row is None:
-            row = Conversation(chat_key=chat_key)
-        for name, value in state.routing().items():
-            setattr(row, name, value)
-        if state.answers:
-            row.draft = seal_draft(self.secrets.draft_key, chat_key, state.draft())
-            row.draft_expires_at = now + self.draft_ttl
-        else:
-            row.draft = None
-            row.draft_expires_at = None
-        row.updated_at = now
-        row.expires_at = now + self.state_ttl
-        await queries.remember_messages(session, chat_key, incoming, now)
-        await queries.save_conversation(session, row)
