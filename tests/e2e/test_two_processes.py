@@ -169,8 +169,9 @@ async def test_two_processes_share_one_send_budget(
     emulator: BotApiEmulator, tmp_path: Path, pg_url: str
 ) -> None:
     """Telegram's limit is per bot: two processes together must not send faster than it. With
-    the overall rate set to 10 a second, no second of the run sees more than 10 sends (plus
-    one for the window's edge), although each process alone would allow 10."""
+    the overall rate set to 10 a second, the run averages at most 10 a second and no second
+    sees much more (a late wake-up can bring two sends closer), where two unshared budgets
+    would allow 20."""
     rate = 10
     sent_at: list[float] = []
     name, handler = emulator._methods["sendmessage"]
@@ -192,5 +193,8 @@ async def test_two_processes_share_one_send_budget(
             await asyncio.sleep(0.05)
     busiest = max(sum(1 for t in sent_at if s <= t < s + 1.0) for s in sent_at)
     print(f"{len(sent_at)} sends from two processes; busiest second {busiest} (limit {rate})")
+    print(f"average {(len(sent_at) - 1) / (max(sent_at) - min(sent_at)):.1f} a second")
+    average = (len(sent_at) - 1) / (max(sent_at) - min(sent_at))
     assert len(sent_at) >= 40
-    assert busiest <= rate + 1
+    assert average <= rate * 1.1, average
+    assert busiest <= rate + 3
