@@ -88,7 +88,6 @@ class InboxScheduler:
         self._tasks: list[asyncio.Task[None]] = []
         self._idle = asyncio.Event()
         self._idle.set()
-        self.turns = 0
 
     # ---- feeding ---------------------------------------------------------------------
 
@@ -210,7 +209,6 @@ class InboxScheduler:
             chat.lanes.clear()  # another process took them, or a stale count
             return
         self._consume(chat, turn.lane)
-        self.turns += 1
         if turn.outbox and self.sender is not None:
             self.sender.submit(turn.outbox)
         self.on_turn(turn)

@@ -30,7 +30,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -164,22 +164,6 @@ class OutboxSender:
                     if r.id not in known:
                         await delivery.abandon(session, r.id)
         return len(items)
-
-    def describe(self) -> dict[str, int]:
-        """Counts for diagnostics and health (no ids)."""
-        chats = self._chats.values()
-        return {
-            "chats": len(self._chats),
-            "queued_items": sum(len(c.queue) for c in chats),
-            "busy": sum(1 for c in chats if c.busy),
-            "ready": sum(1 for c in chats if c.queued),
-            "timers": sum(1 for c in chats if c.timer is not None),
-            "in_flight": len(self._in_flight),
-            "heap": len(self._heap),
-        }
-
-    def pending(self) -> int:
-        return sum(len(c.queue) for c in self._chats.values())
 
     async def wait_idle(self) -> None:
         """Until nothing is queued or in flight (for tests and a clean stop)."""
@@ -327,8 +311,6 @@ class OutboxSender:
             if self.shared and not await self._first_in_line(chat, item):
                 finished = item.id in chat.superseded
                 return
-            if self.shared and item.lane > 0:
-                await self._shared_slot(item)
             if item.kind == "quick_exit":
                 await self._quick_exit(item)
             else:
@@ -355,10 +337,30 @@ class OutboxSender:
             chat.busy = False
             self._make_ready(key, chat)
 
-    async def _shared_slot(self, item: Queued) -> None:
-        """Several processes: Telegram's limits are per bot, so every send also takes its slot
-        from the buckets in the database (overall, and this chat's), and waits for it."""
-        rates = [
+    async def _first_in_line(self, chat: _Chat, item: Queued) -> bool:
+        """Several processes, one transaction per send: send only the chat's oldest waiting
+        item, only while it is still waiting (another process's quick exit deletes it), and
+        within Telegram's per-bot limits, whose buckets are in the database (overall, and this
+        chat's). Quick exit does not wait for the buckets."""
+        if item.chat_key in self._delivered_chats:
+            await self.flush()
+        async with transaction(self.sessions) as session:
+            first = await delivery.first_waiting(session, item.chat_key)
+            delay = 0.0
+            if first == item.id and item.lane > 0:
+                delay = await delivery.reserve_send(session, self._rates(item), time.time())
+        if first is None or first > item.id:
+            chat.superseded.add(item.id)  # gone: a quick exit elsewhere took it off
+            return False
+        if first < item.id:
+            chat.not_before = self._clock() + 0.1  # an older one is with another process
+            return False
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return True
+
+    def _rates(self, item: Queued) -> list[delivery.Rate]:
+        return [
             delivery.Rate("all", 1 / self.overall_rate, 0.0),
             delivery.Rate(
                 "chat:" + item.chat_key,
@@ -366,25 +368,6 @@ class OutboxSender:
                 (self.chat_burst - 1) / self.chat_rate,
             ),
         ]
-        async with transaction(self.sessions) as session:
-            delay = await delivery.reserve_send(session, rates, time.time())
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-    async def _first_in_line(self, chat: _Chat, item: Queued) -> bool:
-        """Several processes: send only the chat's oldest waiting item, and only while it is
-        still waiting (another process's quick exit deletes it)."""
-        if item.chat_key in self._delivered_chats:
-            await self.flush()
-        async with self.sessions() as session:
-            first = await delivery.first_waiting(session, item.chat_key)
-        if first is None or first > item.id:
-            chat.superseded.add(item.id)  # gone: a quick exit elsewhere took it off
-            return False
-        if first < item.id:
-            chat.not_before = self._clock() + 0.1  # an older one is with another process
-            return False
-        return True
 
     async def _maybe_delivered(
         self, chat: _Chat, item: Queued, exc: Exception, started: dt.datetime
@@ -406,7 +389,7 @@ class OutboxSender:
         log.info("send failed (%s), attempt %d; retry in %.1f s", kind, attempts, delay)
         chat.not_before = self._clock() + delay
         if chat.queue and chat.queue[0].id == item.id:
-            chat.queue[0] = _with_attempts(item, attempts)
+            chat.queue[0] = replace(item, attempts=attempts)
         return False
 
     async def _gap_and_attempt(
@@ -506,16 +489,3 @@ class OutboxSender:
 def _forgettable(chat: _Chat, now: float) -> bool:
     quiet = chat.bucket is None or chat.bucket.idle(now)
     return not chat.queue and chat.timer is None and not chat.busy and quiet
-
-
-def _with_attempts(item: Queued, attempts: int) -> Queued:
-    return Queued(
-        item.id,
-        item.chat_key,
-        item.lane,
-        item.kind,
-        item.chat,
-        item.replies,
-        item.incoming,
-        attempts,
-    )

@@ -44,7 +44,6 @@ class StoringPoller:
         self.engine = engine  # several processes on PostgreSQL: only the leader polls
         self._offset: int | None = None
         self._task: asyncio.Task[None] | None = None
-        self.fetched = 0  # updates fetched, for the benchmark (re-fetches show up here)
 
     async def start(self) -> None:
         await self.application.bot.delete_webhook(drop_pending_updates=False)
@@ -85,7 +84,6 @@ class StoringPoller:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            self.fetched += len(updates)
             if not updates:
                 delay = 1.0
                 continue

@@ -278,25 +278,22 @@ class RetryingRateLimiter(BaseRateLimiter[int]):
             omitted.
         max_retries: How many times a call is repeated after ``RetryAfter`` before that error
             is raised.
-        paced: False when something else (safebot's outbox) already paces every send.
         sleep: Async sleep used for ``retry_after`` waits (injectable for tests).
     """
 
-    __slots__ = ("_budget", "_max_retries", "_paced", "_sleep")
+    __slots__ = ("_budget", "_max_retries", "_sleep")
 
     def __init__(
         self,
         budget: SendBudget | None = None,
         *,
         max_retries: int = 5,
-        paced: bool = True,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must not be negative")
         self._budget: SendBudget = budget if budget is not None else InMemorySendBudget()
         self._max_retries = max_retries
-        self._paced = paced
         self._sleep = sleep
 
     @property
@@ -321,7 +318,7 @@ class RetryingRateLimiter(BaseRateLimiter[int]):
     ) -> ApiResult:
         """Make the call, paced and retried; see ``BaseRateLimiter.process_request``."""
         max_retries = self._max_retries if rate_limit_args is None else rate_limit_args
-        paced = self._paced and endpoint.lower() in PACED_METHODS
+        paced = endpoint.lower() in PACED_METHODS
         chat_id = data.get("chat_id")
         retries = 0
         while True:

@@ -94,7 +94,6 @@ class Queued:
     kind: str  # "send" or "quick_exit"
     chat: ChatAddress
     replies: tuple[Reply, ...]
-    incoming: tuple[int, ...] = ()
     attempts: int = 0
 
 
@@ -301,9 +300,6 @@ class ConversationService:
         except Exception as exc:
             log.error("could not drop a failing update: %s", type(exc).__name__)
             return None
-
-    def opened(self, chat_key: str, payload: bytes) -> dict[str, object] | None:
-        return open_json(self.secrets.draft_key, "inbox:" + chat_key, payload)
 
     # ---- a turn without the inbox (terminal chat, tests) -----------------------------------
 

@@ -39,7 +39,7 @@ from telegram.error import (
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.channel import ChatAddress, MaybeDelivered, RetryLater, Undeliverable
-from bot.ratelimit import RetryingRateLimiter, retry_after_seconds
+from bot.ratelimit import retry_after_seconds
 from bot.service import Incoming
 from bot.transport import AiohttpRequest
 from flows.definition import CALLBACK_DATA_MAX_BYTES
@@ -230,9 +230,8 @@ def build_application(token: str, api_base_url: str) -> Application:  # type: ig
         .base_file_url(api_base_url.replace("/bot", "/file/bot", 1))
         .request(AiohttpRequest(connection_pool_size=64))
         .get_updates_request(AiohttpRequest(read_timeout=40.0))
-        # The outbox paces and retries replies itself, so the limiter neither paces nor
-        # retries: a 429 reaches the caller (the outbox, or the notices' own retry).
-        .rate_limiter(RetryingRateLimiter(max_retries=0, paced=False))
+        # No rate limiter: the outbox paces and retries replies itself, and a 429 reaches the
+        # caller (the outbox, or the notices' own retry).
         .arbitrary_callback_data(False)
         .updater(None)
     )

@@ -30,9 +30,7 @@ class Loaded:
     state: ConversationState | None
 
 
-async def load(
-    session: AsyncSession, chat_key: str, now: dt.datetime, draft_key: bytes
-) -> Loaded:
+async def load(session: AsyncSession, chat_key: str, now: dt.datetime, draft_key: bytes) -> Loaded:
     row = await queries.load_conversation(session, chat_key, now)
     if row is None:
         return Loaded(None, None)

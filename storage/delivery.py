@@ -79,10 +79,6 @@ async def pop_update(session: AsyncSession, chat_key: str) -> Popped | None:
     return None if row is None else Popped(int(row[0]), int(row[1]), bytes(row[2]))
 
 
-async def drop_update(session: AsyncSession, update_id: int) -> None:
-    await session.execute(delete(InboxUpdate).where(InboxUpdate.update_id == update_id))
-
-
 async def waiting_chats(session: AsyncSession) -> list[tuple[str, int, int]]:
     """(chat key, best lane, stored updates) for every chat with updates in the inbox."""
     result = await session.execute(
