@@ -25,7 +25,7 @@ def _helplines(text: Text, helplines: Iterable[Helpline]) -> str:
         if h.always_open and h.free:
             notes.append(text.s("free_24h"))
         elif h.hours:
-            notes.append(text.s("hours", hours=h.hours))
+            notes.append(text.s("hours", hours=text.deployment.text(h.hours, text.language)))
         if notes:
             line += "\n" + " ".join(notes)
         out.append(line)
@@ -45,7 +45,7 @@ def _organisations(text: Text) -> str:
     for o in text.deployment.organisations:
         lines = [f"<b>{html.escape(o.name)}</b>"]
         if o.description:
-            lines.append(html.escape(o.description))
+            lines.append(html.escape(text.deployment.text(o.description, text.language)))
         if o.phone:
             lines.append(text.s("phone_label", phone=text.ltr(o.phone)))
         if o.website:

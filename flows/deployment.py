@@ -15,15 +15,28 @@ from typing import Any
 from flows.errors import FlowError
 
 
+# Victim-facing text the deployment writes itself: language code -> text. The checks require
+# one for every enabled language, so a screen never shows English as if it were her language.
+LocalText = Mapping[str, str]
+
+
+def local(texts: LocalText, language: str, fallback: str) -> str:
+    """`texts` in `language`, else in `fallback` (the deployment's default language)."""
+    return texts.get(language) or texts.get(fallback) or ""
+
+
 @dataclass(frozen=True)
 class Helpline:
     id: str
     name: str
     number: str
-    free: bool = True
-    always_open: bool = False
-    hours: str = ""
-    checked: str = ""
+    free: bool
+    always_open: bool
+    # The date the deployment last checked the number and the hours.
+    checked: str
+    # Opening hours, per language; required unless always_open.
+    hours: LocalText = field(default_factory=dict)
+    website: str = ""
     # "now" puts it under "I need help now"; every helpline shows under "Specialist support"
     urgent: bool = False
 
@@ -32,11 +45,15 @@ class Helpline:
 class Organisation:
     id: str
     name: str
-    description: str = ""
+    description: LocalText = field(default_factory=dict)
     phone: str = ""
     website: str = ""
     languages: tuple[str, ...] = ()
     receives_requests: bool = False
+    # For organisations that receive requests (required there): how soon they try to make
+    # contact, in working days, and what they keep of a request and for how long.
+    contact_within_days: int | None = None
+    keeps: LocalText = field(default_factory=dict)
     # A Telegram group for neutral "new request" notices; never gets personal data.
     notify_chat_id: int | None = None
 
@@ -44,11 +61,16 @@ class Organisation:
 @dataclass(frozen=True)
 class Policy:
     force: str
+    # The date the force last reviewed its wording (the force's date) ...
     reviewed: str
+    # ... and the date this deployment last checked that wording against the force's source.
+    checked: str
     commitment: str
     exception: str
     source: str = ""
-    # Unofficial translations of the quoted wording, by language; marked as such when shown.
+    # The language the force wrote it in; every other enabled language needs a translation.
+    language: str = "en"
+    # Unofficial translations of the quoted wording: language -> {"commitment", "exception"}.
     translations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
@@ -73,6 +95,9 @@ class Deployment:
             if org.id == org_id:
                 return org
         raise KeyError(org_id)
+
+    def text(self, texts: LocalText, language: str) -> str:
+        return local(texts, language, self.default_language)
 
     @property
     def receiving_organisations(self) -> tuple[Organisation, ...]:
@@ -117,7 +142,8 @@ def parse_deployment(data: Mapping[str, Any]) -> Deployment:
                     number=str(h["number"]),
                     free=bool(h.get("free", True)),
                     always_open=bool(h.get("always_open", False)),
-                    hours=str(h.get("hours", "")),
+                    hours=_local(h.get("hours", {})),
+                    website=str(h.get("website", "")),
                     checked=str(h.get("checked", "")),
                     urgent=bool(h.get("urgent", False)),
                 )
@@ -131,11 +157,13 @@ def parse_deployment(data: Mapping[str, Any]) -> Deployment:
                 Organisation(
                     id=str(o["id"]),
                     name=str(o["name"]),
-                    description=str(o.get("description", "")),
+                    description=_local(o.get("description", {})),
                     phone=str(o.get("phone", "")),
                     website=str(o.get("website", "")),
                     languages=tuple(o.get("languages", [])),
                     receives_requests=bool(o.get("receives_requests", False)),
+                    contact_within_days=o.get("contact_within_days"),
+                    keeps=_local(o.get("keeps", {})),
                     notify_chat_id=o.get("notify_chat_id"),
                 )
             )
@@ -169,6 +197,8 @@ def parse_deployment(data: Mapping[str, Any]) -> Deployment:
         policy=Policy(
             force=str(p["force"]),
             reviewed=reviewed,
+            checked=str(p.get("checked", reviewed)),
+            language=str(p.get("language", "en")),
             commitment=str(p["commitment"]).strip(),
             exception=str(p["exception"]).strip(),
             source=str(p.get("source", "")),
@@ -183,3 +213,9 @@ def parse_deployment(data: Mapping[str, Any]) -> Deployment:
         closed_retention_days=int(retention.get("closed_days", 7)),
         fictional=bool(d.get("fictional", False)),
     )
+
+
+def _local(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        return {"en": value} if value else {}
+    return {str(k): str(v) for k, v in dict(value).items()}
