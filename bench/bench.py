@@ -30,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.emulator import BotApiEmulator  # noqa: E402
 
 TOKEN = "123456:BENCH-token_for-safebot"
+PROFILE: Path | None = None  # --profile/--sample: profile each safebot, files here
+SAMPLE = False  # --sample: bench/sampler.py instead of cProfile
 PG_ADMIN = os.environ.get("SAFEBOT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -99,6 +101,12 @@ class Bot:
                 await asyncio.sleep(0.02)
         return time.monotonic() - began
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the bot process (all its threads) has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def peak_rss_mb(self) -> float:
         assert self.proc is not None
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -131,7 +139,15 @@ def safebot(emu: BotApiEmulator, data: Path, db_url: str | None, **extra: str) -
     }
     if db_url:
         env["DATABASE_URL"] = db_url
-    return Bot([sys.executable, "-m", "bot.cli", "run"], env, port)
+    argv = [sys.executable, "-m", "bot.cli", "run"]
+    if PROFILE is not None:
+        # Both write their file when the bot exits cleanly (it stops on SIGTERM).
+        out = PROFILE / f"safebot-{secrets.token_hex(3)}"
+        if SAMPLE:
+            argv[1:1] = [str(ROOT / "bench" / "sampler.py"), str(out) + ".txt"]
+        else:
+            argv[1:1] = ["-m", "cProfile", "-o", str(out) + ".prof"]
+    return Bot(argv, env, port)
 
 
 def echo_bot(emu: BotApiEmulator) -> Bot:
@@ -168,6 +184,7 @@ async def throughput(
                 await wait_for(lambda: all(arrivals.count(p.id) >= 1 for p in people), 120)
             base = {p.id: arrivals.count(p.id) for p in people}
             began = time.monotonic()
+            cpu_began, own_began = bot.cpu_seconds(), time.process_time()
             for n in range(each):
                 for p in people:
                     await p.send_text(f"message {n}")
@@ -175,6 +192,13 @@ async def throughput(
                 lambda: all(arrivals.count(p.id) >= base[p.id] + each for p in people), 600
             )
             elapsed = time.monotonic() - began
+            # Whether the bot was short of CPU (near 100% of a core: its event loop is the
+            # limit) or waiting (on the database, the emulator in this process, the network).
+            print(
+                f"  {users * each} updates in {elapsed:.1f} s; CPU: bot"
+                f" {100 * (bot.cpu_seconds() - cpu_began) / elapsed:.0f}%, emulator"
+                f" {100 * (time.process_time() - own_began) / elapsed:.0f}%"
+            )
         finally:
             await bot.stop()
     if not done:
@@ -310,20 +334,36 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small loads, for a smoke run")
     parser.add_argument("--burst", type=int, default=None, help="people in the burst (2000)")
+    parser.add_argument(
+        "--only", choices=("all", "throughput"), default="all", help="only the throughput figure"
+    )
+    parser.add_argument("--db", choices=("both", "sqlite", "pg"), default="both")
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile output directory")
+    parser.add_argument("--sample", type=Path, default=None, help="bench/sampler.py output dir")
     args = parser.parse_args()
+    global PROFILE, SAMPLE
+    for where, sample in ((args.profile, False), (args.sample, True)):
+        if where is not None:
+            where.mkdir(parents=True, exist_ok=True)
+            PROFILE, SAMPLE = where.resolve(), sample
     users, each = (50, 4) if args.quick else (200, 10)
     burst = args.burst or (150 if args.quick else 2000)
-    pg = await pg_database()
+    pg = await pg_database() if args.db != "sqlite" else None
     rows = []
     echo = await throughput(echo_bot, users, each, warm=False)
     print(f"echo bot: {echo:.0f} updates/s")
     for label, url in (("SQLite", None), ("PostgreSQL", pg)):
         if label == "PostgreSQL" and url is None:
             continue
+        if label == "SQLite" and args.db == "pg":
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             turns = await throughput(
                 lambda e, u=url, t=tmp: safebot(e, Path(t) / "a", u, **LIFTED), users, each, True
             )
+            if args.only == "throughput":
+                print(f"{label}: {turns:.0f} turns/s ({turns / echo:.2f}x echo)")
+                continue
             if url:  # a fresh database for the paced run
                 url2 = await pg_database()
             else:
@@ -331,6 +371,8 @@ async def main() -> None:
             paced = await paced_figures(url2, Path(tmp) / "b", burst, args.quick)
         rows.append((label, turns, paced))
         print(f"{label}: {turns:.0f} turns/s ({turns / echo:.2f}x echo); {paced}")
+    if args.only == "throughput":
+        return
     with tempfile.TemporaryDirectory() as tmp:
         rss = await memory_with(Path(tmp), 10_000 if args.quick else 100_000)
     conversations = 10_000 if args.quick else 100_000

@@ -11,22 +11,33 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import secrets as secrets_module
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from telegram.error import TelegramError
+from telegram.error import (
+    BadRequest,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import Application
 
 from bot.config import ConfigError, Settings, load_deployment
 from bot.inbox import InboxScheduler, Receiver
-from bot.keyring import ensure_keys
+from bot.keyring import ensure_keys, missing_keys
 from bot.notices import NoticeWorker
 from bot.outbox import OutboxSender
 from bot.polling import StoringPoller
+from bot.ratelimit import retry_after_seconds
 from bot.service import ConversationService, ServerSecrets, TurnResult
 from bot.telegram import ALLOWED_UPDATES, TelegramChannel, build_application, set_commands
 from bot.web.server import add_webhook, build_web_app
@@ -34,8 +45,9 @@ from flows.check import check_flow
 from flows.definition import load_flow
 from flows.engine import Context
 from flows.i18n import load_catalogs
-from storage.db import create_engine, is_sqlite, session_factory
+from storage.db import create_engine, is_sqlite, ping, session_factory
 from storage.migrate import upgrade_async
+from storage.opening import require_existing
 from storage.retention import purge
 from storage.server_secrets import load_or_create, load_or_create_token
 
@@ -57,11 +69,14 @@ class Core:
 def build_context(settings: Settings, *, check: bool = True) -> Context:
     flow = load_flow()
     catalogs = load_catalogs()
-    deployment = load_deployment(settings.config_path)
-    missing = [c for c in deployment.languages if c not in catalogs.languages]
-    if missing:
-        raise ConfigError(f"deployment enables languages with no catalogue: {', '.join(missing)}")
-    ctx = Context(flow=flow, deployment=deployment, catalogs=catalogs)
+    deployment = load_deployment(settings.config_path)  # also refuses a language without catalogue
+    ctx = Context(
+        flow=flow,
+        deployment=deployment,
+        catalogs=catalogs,
+        draft_minutes=max(1, int(settings.draft_ttl.total_seconds() // 60)),
+        state_hours=max(1, int(settings.state_ttl.total_seconds() // 3600)),
+    )
     # A screen over Telegram's limits, a changed placeholder or a missing translation would
     # fail in front of a victim: refuse to start instead, naming every problem.
     issues = check_flow(ctx) if check else []
@@ -74,19 +89,34 @@ def build_context(settings: Settings, *, check: bool = True) -> Context:
     return ctx
 
 
-async def build_core(settings: Settings, *, migrate: bool = True) -> Core:
+async def build_core(
+    settings: Settings, *, migrate: bool = True, require_keys: bool = False
+) -> Core:
+    """`migrate`: create or migrate the database (run, chat, migrate); otherwise it must exist
+    already. `require_keys`: refuse a real deployment whose receiving organisations cannot
+    all be sent a request (run)."""
+    if not migrate:
+        await require_existing(settings.database_url)
     ctx = build_context(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if migrate:
+        make_data_dir(settings.data_dir)
         await upgrade_async(settings.database_url)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    secrets = ServerSecrets(
-        user_hash_key=load_or_create(settings.data_dir, "user-hash", settings.user_hash_key),
-        draft_key=load_or_create(settings.data_dir, "draft", settings.draft_key),
-        lookup_key=load_or_create(settings.data_dir, "lookup", settings.lookup_key),
-    )
-    await ensure_keys(sessions, ctx.deployment, settings.data_dir)
+    try:
+        if require_keys and not ctx.deployment.fictional:
+            missing = await missing_keys(sessions, ctx.deployment)
+            if missing:
+                raise ConfigError(no_key_line(missing))
+        secrets = ServerSecrets(
+            user_hash_key=load_or_create(settings.data_dir, "user-hash", settings.user_hash_key),
+            draft_key=load_or_create(settings.data_dir, "draft", settings.draft_key),
+            lookup_key=load_or_create(settings.data_dir, "lookup", settings.lookup_key),
+        )
+        await ensure_keys(sessions, ctx.deployment, settings.data_dir)
+    except BaseException:
+        await engine.dispose()
+        raise
     service = ConversationService(
         ctx,
         sessions,
@@ -97,6 +127,35 @@ async def build_core(settings: Settings, *, migrate: bool = True) -> Core:
         owner=secrets_module.token_hex(8),
     )
     return Core(settings=settings, ctx=ctx, engine=engine, sessions=sessions, service=service)
+
+
+def make_data_dir(data_dir: Path) -> None:
+    """The data directory holds the database and the server's secrets: owner-only (0700),
+    also when an older version or another umask made it."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if data_dir.stat().st_uid == os.getuid():
+        data_dir.chmod(0o700)
+
+
+def no_key_line(missing: Sequence[str]) -> str:
+    """One line: which organisations have no key, and the command that fixes it."""
+    return "; ".join(
+        f"organisation {org!r} has no active key, so its requests could not be sealed: run "
+        f"`safebot keys generate --org {org} --out {org}.identity` on the organisation's "
+        "machine, with this DATABASE_URL"
+        for org in missing
+    )
+
+
+async def readiness(core: Core) -> list[str]:
+    """Why the server is not ready to take requests (empty: ready). No ids, no personal data."""
+    if not await ping(core.engine):
+        return ["database unreachable"]
+    try:
+        missing = await missing_keys(core.sessions, core.ctx.deployment)
+    except Exception:
+        return ["database unreachable"]
+    return [f"organisation {org!r} has no active key" for org in missing]
 
 
 @dataclass
@@ -151,8 +210,8 @@ class RunningServer:
 
 
 async def start_server(settings: Settings) -> RunningServer:
-    core = await build_core(settings)
-    app = build_web_app(core.engine)
+    core = await build_core(settings, require_keys=True)
+    app = build_web_app(core.engine, lambda: readiness(core))
     parts = None
     if settings.token:
         parts = build_delivery(core)
@@ -162,10 +221,17 @@ async def start_server(settings: Settings) -> RunningServer:
         app.cleanup_ctx.append(_telegram_lifecycle(core, parts, secret))
     app.cleanup_ctx.append(_retention_lifecycle(core))
     runner = web.AppRunner(app, access_log=None)  # access logs would carry the webhook path
-    await runner.setup()
     try:
+        await runner.setup()  # connects to Telegram (retrying while it is unreachable)
         await web.TCPSite(runner, settings.host, settings.port).start()
-    except OSError:
+    except OSError as exc:
+        await runner.cleanup()
+        await core.close()
+        raise ConfigError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
+            "(SAFEBOT_HOST, SAFEBOT_PORT)"
+        ) from None
+    except BaseException:
         await runner.cleanup()
         await core.close()
         raise
@@ -183,7 +249,7 @@ def _telegram_lifecycle(core: Core, parts: Delivery, secret: str):  # type: igno
     telegram = parts.telegram
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await telegram.initialize()
+        await connect(telegram, settings.api_base_url)
         try:
             await set_commands(telegram, core.ctx)
         except TelegramError as exc:
@@ -220,6 +286,58 @@ def _telegram_lifecycle(core: Core, parts: Delivery, secret: str):  # type: igno
     return lifecycle
 
 
+async def connect(
+    telegram: Application,  # type: ignore[type-arg]
+    api_base_url: str,
+    *,
+    first_delay: float = 1.0,
+    max_delay: float = 60.0,
+) -> None:
+    """The first Bot API call (getMe), retried with backoff while Telegram cannot be reached:
+    a network outage at start-up must not crash the bot. A refused token is final."""
+    host = urlparse(api_base_url).netloc or api_base_url
+    try:
+        await _get_me(telegram, host, first_delay, max_delay)
+    except BaseException:
+        await telegram.bot.shutdown()  # the HTTP sessions getMe opened
+        raise
+
+
+async def _get_me(
+    telegram: Application,  # type: ignore[type-arg]
+    host: str,
+    first_delay: float,
+    max_delay: float,
+) -> None:
+    delay, attempt = first_delay, 1
+    while True:
+        try:
+            await telegram.initialize()
+            return
+        except InvalidToken:
+            # Never show the exception: its text carries the token.
+            raise ConfigError(
+                f"Telegram ({host}) refused TELEGRAM_BOT_TOKEN: check the token from @BotFather"
+            ) from None
+        except RetryAfter as exc:
+            wait = max(retry_after_seconds(exc), delay)
+            why = "RetryAfter"
+        except (NetworkError, TimedOut) as exc:
+            if isinstance(exc, BadRequest):
+                raise ConfigError(f"Telegram ({host}) refused getMe: {exc.message}") from None
+            wait, why = delay, type(exc).__name__
+            delay = min(delay * 2, max_delay)
+        log.warning(
+            "Telegram unreachable at %s (%s); retrying in %.0f s (attempt %d)",
+            host,
+            why,
+            wait,
+            attempt,
+        )
+        await asyncio.sleep(wait)
+        attempt += 1
+
+
 def _retention_lifecycle(core: Core):  # type: ignore[no-untyped-def]
     async def loop() -> None:
         interval = core.settings.retention_interval.total_seconds()
@@ -245,12 +363,22 @@ def _retention_lifecycle(core: Core):  # type: ignore[no-untyped-def]
 
 
 async def serve(settings: Settings) -> None:
-    server = await start_server(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    # A stop while starting (Telegram may be unreachable for a while) ends the start cleanly.
+    starting = asyncio.create_task(start_server(settings))
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return
+    stopped.cancel()
+    server = starting.result()
     try:
         await stop.wait()
     finally:

@@ -3,7 +3,8 @@
 safebot run                     serve: web server, Telegram (polling or webhook), jobs
 safebot chat [--lang LANG]      the conversation in this terminal
 safebot migrate                 apply database migrations
-safebot check-flows             list problems in the flow and catalogues (exit 1 if any)
+safebot check                   list problems in the flow, catalogues, deployment and keys
+                                (exit 1 if any); `check-flows` is the same
 safebot keys generate --org ORG --out FILE [--passphrase-file F]
 safebot keys list
 safebot handoffs export --org ORG --identity FILE [--identity FILE ...] [--passphrase-file F]
@@ -19,8 +20,10 @@ import getpass
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 NO_TOKEN_HELP = """\
 safebot run: TELEGRAM_BOT_TOKEN is not set, so there is no bot to connect to Telegram.
@@ -36,9 +39,27 @@ To try the conversation without a token, in this terminal:
 """
 
 
+# Named in the --help of every command that touches the database.
+ENVIRONMENT = """\
+environment:
+  DATABASE_URL      the database: sqlite:///PATH or postgresql://USER@HOST/DB
+                    (default: SQLite in $SAFEBOT_DATA_DIR/safebot.db)
+  SAFEBOT_DATA_DIR  the SQLite database and the generated secrets, owner-only
+                    (default: ./safebot-data)
+  SAFEBOT_CONFIG    the deployment TOML (default: the bundled fictional example)
+"""
+CREATES = ENVIRONMENT + "\nCreates the database if there is none, and migrates it.\n"
+NEEDS = (
+    ENVIRONMENT + "\nNeeds an existing database: run `safebot migrate` or `safebot run` first.\n"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # PTB's RetryAfter warns on every 429 unless it may use timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
+    # Everything safebot writes (the database and the -wal and -shm SQLite makes later,
+    # secrets, identities) is for its owner only, whatever the shell's umask.
+    os.umask(0o077)
     args = _parser().parse_args(argv)
     from bot.config import ConfigError, load_settings
     from flows.errors import FlowError
@@ -49,10 +70,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         _logging(settings.log_level)
         return int(asyncio.run(args.func(args, settings)) or 0)
     except (ConfigError, FlowError, StorageError) as exc:
-        print(f"safebot: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or type(exc).__name__}{where}")
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A bug: one line, and the traceback only for whoever asks for it.
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        return _fail(f"unexpected {type(exc).__name__}; SAFEBOT_LOG_LEVEL=DEBUG shows where")
+
+
+def _fail(message: str) -> int:
+    print(f"safebot: {message}", file=sys.stderr)
+    return 2
 
 
 def _logging(level: str) -> None:
@@ -77,35 +110,54 @@ def _logging(level: str) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="safebot", description="Safe reporting pathway bot")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="serve the bot and the web server").set_defaults(func=_run)
-    chat = sub.add_parser("chat", help="walk the conversation in this terminal")
+
+    def command(
+        parent: Any, name: str, help: str, func: Any, epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = parent.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.set_defaults(func=func)
+        return parser
+
+    command(sub, "run", "serve the bot and the web server", _run, CREATES)
+    chat = command(sub, "chat", "walk the conversation in this terminal", _chat, CREATES)
     chat.add_argument("--lang", help="language code, e.g. en, pl, ar")
-    chat.set_defaults(func=_chat)
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
-    sub.add_parser("check-flows", help="check the flow and catalogues").set_defaults(func=_check)
-    sub.add_parser("flows-graph", help="print the flow as a Mermaid diagram").set_defaults(
-        func=_graph
-    )
-    sub.add_parser("purge", help="run the retention job once").set_defaults(func=_purge)
+    command(sub, "migrate", "apply database migrations", _migrate, CREATES)
+    checks = "check the flow, catalogues, deployment and organisation keys"
+    command(sub, "check", checks, _check, ENVIRONMENT + "\nNever creates a database.\n")
+    command(sub, "check-flows", "the same as `check`", _check, ENVIRONMENT)
+    command(sub, "flows-graph", "print the flow as a Mermaid diagram", _graph)
+    command(sub, "purge", "run the retention job once", _purge, NEEDS)
 
     keys = sub.add_parser("keys", help="organisation keys").add_subparsers(
         dest="keys", required=True
     )
-    gen = keys.add_parser("generate", help="make a key pair; register its public key")
+    gen = command(
+        keys, "generate", "make a key pair; register its public key", _keys_generate, NEEDS
+    )
     gen.add_argument("--org", required=True)
     gen.add_argument("--out", required=True, type=Path, help="where to write the private key")
     gen.add_argument("--passphrase-file", type=Path)
-    gen.set_defaults(func=_keys_generate)
-    keys.add_parser("list", help="show registered keys").set_defaults(func=_keys_list)
+    command(keys, "list", "show registered keys", _keys_list, NEEDS)
 
     hand = sub.add_parser("handoffs", help="contact requests").add_subparsers(
         dest="handoffs", required=True
     )
-    exp = hand.add_parser("export", help="open an organisation's requests offline, as JSON lines")
+    exp = command(
+        hand,
+        "export",
+        "open an organisation's requests offline, as JSON lines",
+        _handoffs_export,
+        NEEDS,
+    )
     exp.add_argument("--org", required=True)
     exp.add_argument("--identity", required=True, type=Path, action="append")
     exp.add_argument("--passphrase-file", type=Path)
-    exp.set_defaults(func=_handoffs_export)
     return p
 
 
@@ -138,27 +190,27 @@ async def _chat(args: argparse.Namespace, settings: object) -> int:
 
 
 async def _migrate(args: argparse.Namespace, settings: object) -> int:
+    from bot.app import make_data_dir
     from bot.config import Settings
     from storage.migrate import upgrade_async
 
     assert isinstance(settings, Settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_data_dir(settings.data_dir)
     await upgrade_async(settings.database_url)
     print("database is up to date")
     return 0
 
 
 async def _check(args: argparse.Namespace, settings: object) -> int:
-    from bot.app import build_context
+    from bot.checks import check_all
     from bot.config import Settings
-    from flows.check import check_flow
 
     assert isinstance(settings, Settings)
-    issues = check_flow(build_context(settings, check=False))
-    for issue in issues:
-        print(issue)
-    print(f"{len(issues)} issue(s)")
-    return 1 if issues else 0
+    problems = await check_all(settings)
+    for problem in problems:
+        print(problem)
+    print(f"{len(problems)} problem(s)" if problems else "no problems")
+    return 1 if problems else 0
 
 
 async def _graph(args: argparse.Namespace, settings: object) -> int:
@@ -175,7 +227,7 @@ async def _purge(args: argparse.Namespace, settings: object) -> int:
     from storage.retention import purge
 
     assert isinstance(settings, Settings)
-    core = await build_core(settings)
+    core = await build_core(settings, migrate=False)
     try:
         closed = dt.timedelta(days=core.ctx.deployment.closed_retention_days)
         report = await purge(
@@ -188,42 +240,66 @@ async def _purge(args: argparse.Namespace, settings: object) -> int:
 
 
 def _passphrase(path: Path | None, *, confirm: bool) -> bytes:
+    from bot.config import ConfigError
     from storage.keys import read_passphrase_file
 
     if path is not None:
-        return read_passphrase_file(path)
+        try:
+            return read_passphrase_file(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot read the passphrase file {path}: {exc.strerror}") from None
     first = getpass.getpass("Passphrase: ")
     if confirm and getpass.getpass("Passphrase again: ") != first:
         raise SystemExit("safebot: the passphrases differ")
     return first.encode()
 
 
+def _check_out(out: Path) -> None:
+    from bot.config import ConfigError
+
+    if out.exists() or out.is_symlink():
+        raise ConfigError(f"refusing to overwrite {out} (--out)")
+    if not out.parent.is_dir():
+        raise ConfigError(f"directory {out.parent} does not exist (--out {out})")
+
+
+def _check_identities(paths: Sequence[Path]) -> None:
+    from bot.config import ConfigError
+
+    for path in paths:
+        if not path.is_file():
+            raise ConfigError(f"identity file not found: {path} (--identity)")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"cannot read the identity file {path} (--identity)")
+
+
 async def _keys_generate(args: argparse.Namespace, settings: object) -> int:
     from bot.app import build_context
-    from bot.config import Settings
+    from bot.config import ConfigError, Settings
     from bot.keyring import create_identity, register_public_key
     from storage.db import create_engine, session_factory
     from storage.migrate import upgrade_async
+    from storage.opening import require_existing
 
     assert isinstance(settings, Settings)
     deployment = build_context(settings).deployment
     if args.org not in {o.id for o in deployment.receiving_organisations}:
-        print(
-            f"safebot: {args.org!r} is not an organisation that receives requests in "
-            f"{settings.config_path}",
-            file=sys.stderr,
+        raise ConfigError(
+            f"{args.org!r} is not an organisation that receives requests in {settings.config_path}"
         )
-        return 2
+    out: Path = args.out
+    _check_out(out)
+    # Everything that can fail without the passphrase fails before it is asked for.
+    await require_existing(settings.database_url)
     passphrase = _passphrase(args.passphrase_file, confirm=True)
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     await upgrade_async(settings.database_url)
-    _, public = await create_identity(args.org, args.out, passphrase)
+    _, public = await create_identity(args.org, out, passphrase)
     engine = create_engine(settings.database_url)
     try:
         await register_public_key(session_factory(engine), args.org, public)
     finally:
         await engine.dispose()
-    print(f"key {public.key_id} ({public.suite}) for {args.org}; private key in {args.out}")
+    print(f"key {public.key_id} ({public.suite}) for {args.org}; private key in {out}")
     return 0
 
 
@@ -231,11 +307,10 @@ async def _keys_list(args: argparse.Namespace, settings: object) -> int:
     from bot.config import Settings
     from storage import queries
     from storage.db import create_engine, session_factory, transaction
-    from storage.migrate import upgrade_async
+    from storage.opening import require_existing
 
     assert isinstance(settings, Settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    await upgrade_async(settings.database_url)
+    await require_existing(settings.database_url)
     engine = create_engine(settings.database_url)
     try:
         async with transaction(session_factory(engine)) as session:
@@ -253,8 +328,11 @@ async def _keys_list(args: argparse.Namespace, settings: object) -> int:
 async def _handoffs_export(args: argparse.Namespace, settings: object) -> int:
     from bot.config import Settings
     from bot.handoffs import export_requests
+    from storage.opening import require_existing
 
     assert isinstance(settings, Settings)
+    _check_identities(args.identity)
+    await require_existing(settings.database_url)
     passphrase = _passphrase(args.passphrase_file, confirm=False)
     count, failed = await export_requests(
         settings.database_url, args.org, args.identity, passphrase, out=sys.stdout

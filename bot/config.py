@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from flows.deployment import Deployment, parse_deployment
@@ -99,16 +100,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def load_deployment(path: Path) -> Deployment:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"deployment file not found: {path} (SAFEBOT_CONFIG)") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"deployment file {path} is not valid TOML: {exc}") from exc
+    data = read_deployment_file(path)
     try:
         return parse_deployment(data)
     except FlowError as exc:
-        raise ConfigError(f"deployment file {path}:\n  - " + "\n  - ".join(exc.problems)) from exc
+        count = len(exc.problems)
+        raise ConfigError(
+            f"deployment file {path} has {count} problem{'s' if count > 1 else ''}:\n  - "
+            + "\n  - ".join(exc.problems)
+        ) from exc
+
+
+def read_deployment_file(path: Path) -> dict[str, Any]:
+    """The deployment TOML as a document (not yet checked), or ConfigError in one line."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"deployment file not found: {path} (SAFEBOT_CONFIG)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(f"cannot read the deployment file {path}: {why}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"deployment file {path} is not valid TOML: {exc}") from exc
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

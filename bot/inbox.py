@@ -71,6 +71,7 @@ class InboxScheduler:
         sender: OutboxSender | None,
         *,
         workers: int = 4,
+        batch: int = 64,
         on_turn: Callable[[TurnResult], None] = lambda _t: None,
         sweep_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -78,6 +79,7 @@ class InboxScheduler:
         self.service = service
         self.sender = sender
         self.workers = workers
+        self.batch = batch  # turns of different chats run in one transaction
         self.on_turn = on_turn
         self.sweep_interval = sweep_interval
         self._clock = clock
@@ -165,29 +167,75 @@ class InboxScheduler:
                 return key, chat
         return None
 
+    def _pop_batch(self) -> list[tuple[str, _Chat]]:
+        """The chats whose turns run next, together: the one served longest ago in the best
+        lane, then, if that is the normal lane, up to `batch` more from the normal lane in the
+        same order. A quick exit or an emergency screen runs alone, never behind a batch."""
+        first = self._pop()
+        if first is None:
+            return []
+        picked = [first]
+        if first[1].lane() < LANE_NORMAL:
+            return picked
+        while len(picked) < self.batch and self._peek_lane() == LANE_NORMAL:
+            more = self._pop()
+            if more is None:
+                break
+            picked.append(more)
+        return picked
+
+    def _peek_lane(self) -> int | None:
+        while self._heap:
+            lane, _served, _order, gen, key = self._heap[0]
+            chat = self._chats.get(key)
+            if chat is not None and chat.queued and chat.gen == gen and not chat.busy:
+                return lane
+            heapq.heappop(self._heap)
+        return None
+
     async def _worker(self) -> None:
         while True:
             async with self._ready:
-                popped = self._pop()
-                while popped is None:
+                picked = self._pop_batch()
+                while not picked:
                     if not any(c.busy for c in self._chats.values()):
                         self._idle.set()
                     await self._ready.wait()
-                    popped = self._pop()
-            key, chat = popped
-            chat.busy = True
-            chat.served = self._clock()
+                    picked = self._pop_batch()
+            now = self._clock()
+            for _key, chat in picked:
+                chat.busy = True
+                chat.served = now
             try:
-                await self._one_turn(key, chat)
+                await self._run(picked)
             finally:
-                chat.busy = False
-                if chat.waiting() > 0:
-                    self._push(key, chat)
+                for key, chat in picked:
+                    chat.busy = False
+                    if chat.waiting() > 0:
+                        self._push(key, chat)
+                    elif chat.failures == 0:
+                        del self._chats[key]
+                if self._heap:
                     self._kick()
-                elif chat.failures == 0:
-                    del self._chats[key]
-                if not self._heap and not any(c.busy for c in self._chats.values()):
+                elif not any(c.busy for c in self._chats.values()):
                     self._idle.set()
+
+    async def _run(self, picked: list[tuple[str, _Chat]]) -> None:
+        if len(picked) == 1:
+            await self._one_turn(*picked[0])
+            return
+        try:
+            turns = await self.service.run_batch([key for key, _chat in picked])
+        except Exception as exc:
+            # Nothing of the batch committed: each turn runs again on its own, so that only a
+            # failing one is retried (or, after a few tries, dropped with an apology).
+            log.warning(
+                "batch of %d turns failed (%s); one at a time", len(picked), type(exc).__name__
+            )
+            await asyncio.gather(*(self._one_turn(key, chat) for key, chat in picked))
+            return
+        for (_key, chat), turn in zip(picked, turns, strict=True):
+            self._done(chat, turn)
 
     async def _one_turn(self, key: str, chat: _Chat) -> None:
         try:
@@ -204,6 +252,9 @@ class InboxScheduler:
                         self.sender.submit(apology)
             await asyncio.sleep(min(2.0, 0.1 * 2**chat.failures))
             return
+        self._done(chat, turn)
+
+    def _done(self, chat: _Chat, turn: TurnResult | None) -> None:
         chat.failures = 0
         if turn is None:
             chat.lanes.clear()  # another process took them, or a stale count

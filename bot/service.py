@@ -134,6 +134,19 @@ class _TurnState:
     stored: bool = False
 
 
+@dataclass(frozen=True)
+class _Work:
+    """One turn to run: an update taken from the inbox, or handed over by the terminal."""
+
+    chat_key: str
+    channel: str
+    user_id: str
+    event: Event
+    incoming: tuple[int, ...]  # the person's message, which quick exit must delete too
+    deliver_to: ChatAddress | None  # None: the caller shows the replies (no outbox)
+    lane: int = LANE_NORMAL
+
+
 def reply_to_json(reply: Reply) -> dict[str, object]:
     return {
         "html": reply.html,
@@ -228,45 +241,63 @@ class ConversationService:
         """Handle the chat's oldest stored update; None when the inbox holds none for it."""
         attempt = _Attempt()
         try:
-            return await self._run_next(chat_key, attempt, submit_failed=False)
+            (turn,) = await self._run([chat_key], attempt, submit_failed=False)
         except Exception:
             if not attempt.submitting:
                 raise
             log.warning("submission rolled back; the turn runs again as not sent")
-            return await self._run_next(chat_key, _Attempt(), submit_failed=True)
+            (turn,) = await self._run([chat_key], _Attempt(), submit_failed=True)
+        return turn
 
-    async def _run_next(
-        self, chat_key: str, attempt: _Attempt, *, submit_failed: bool
-    ) -> TurnResult | None:
+    async def run_batch(self, chat_keys: Sequence[str]) -> list[TurnResult | None]:
+        """`run_next` for several distinct chats in ONE transaction (one turn each, so each
+        person's order holds): the statements and the commit are shared, which is most of a
+        turn's cost. All of it commits or none of it does; if it raises, the caller runs the
+        same chats one at a time with `run_next`, so that one failing turn (a submission that
+        cannot be stored) is rolled back and rerun alone, and the others commit as usual."""
+        return await self._run(chat_keys, _Attempt(), submit_failed=False)
+
+    async def _run(
+        self, chat_keys: Sequence[str], attempt: _Attempt, *, submit_failed: bool
+    ) -> list[TurnResult | None]:
         now = self.clock()
+        results: dict[str, TurnResult | None] = dict.fromkeys(chat_keys)
         async with transaction(self.sessions) as session:
-            await queries.lock_chat(session, chat_key)
-            row = await delivery.pop_update(session, chat_key)
-            if row is None:
-                return None
-            if not await queries.claim_update(session, row.update_id, now):
-                return TurnResult(chat_key=chat_key, duplicate=True, lane=row.lane)
-            body = open_json(self.secrets.draft_key, "inbox:" + chat_key, row.payload)
-            event = event_from_json(body.get("event")) if body else None
-            if body is None or event is None:
-                # Sealed under a server key that has since changed: nothing can be done with it.
-                log.warning("inbox update that does not open dropped")
-                return TurnResult(chat_key=chat_key, duplicate=True, lane=row.lane)
-            incoming = body.get("incoming")
-            turn = await self._turn(
-                session,
-                chat_key,
-                str(body["channel"]),
-                str(body["user"]),
-                event,
-                now,
-                [incoming] if isinstance(incoming, int) else [],
-                deliver_to=body["chat"],
-                attempt=attempt,
-                submit_failed=submit_failed,
+            await queries.lock_chats(session, chat_keys)
+            popped = await delivery.pop_updates(session, chat_keys)
+            claimed = await queries.claim_updates(
+                session, [row.update_id for row in popped.values()], now
             )
-        await self._after_commit(turn)
-        return replace(turn, lane=row.lane)
+            work: list[_Work] = []
+            for chat_key, row in popped.items():
+                item = self._opened(chat_key, row) if row.update_id in claimed else None
+                if item is None:
+                    # Handled already (a redelivery), or unreadable: the row just goes.
+                    results[chat_key] = TurnResult(chat_key=chat_key, duplicate=True, lane=row.lane)
+                else:
+                    work.append(item)
+            for turn in await self._turns(session, work, now, attempt, submit_failed):
+                results[turn.chat_key] = turn
+        await self._after_commit([t for t in results.values() if t is not None])
+        return [results[k] for k in chat_keys]
+
+    def _opened(self, chat_key: str, row: delivery.Popped) -> _Work | None:
+        body = open_json(self.secrets.draft_key, "inbox:" + chat_key, row.payload)
+        event = event_from_json(body.get("event")) if body else None
+        if body is None or event is None:
+            # Sealed under a server key that has since changed: nothing can be done with it.
+            log.warning("inbox update that does not open dropped")
+            return None
+        incoming = body.get("incoming")
+        return _Work(
+            chat_key,
+            str(body["channel"]),
+            str(body["user"]),
+            event,
+            (incoming,) if isinstance(incoming, int) else (),
+            deliver_to=body["chat"],
+            lane=row.lane,
+        )
 
     def apology(self, language_code: str | None) -> Reply:
         """Said when a turn keeps failing, in the client's language (the state may be what
@@ -293,9 +324,8 @@ class ConversationService:
                 if body is not None:
                     language = body.get("language")
                     reply = self.apology(language if isinstance(language, str) else None)
-                    queued = await self._queue(
-                        session, chat_key, body["chat"], [reply], LANE_NORMAL
-                    )
+                    outgoing = self._outgoing(chat_key, body["chat"], [reply], LANE_NORMAL)
+                    (queued,) = await self._queue(session, [outgoing], self.clock())
             return queued
         except Exception as exc:
             log.error("could not drop a failing update: %s", type(exc).__name__)
@@ -336,24 +366,14 @@ class ConversationService:
     ) -> TurnResult:
         chat_key = self.chat_key(channel, user_id)
         now = self.clock()
-        incoming = [incoming_message_id] if incoming_message_id is not None else []
+        incoming = () if incoming_message_id is None else (incoming_message_id,)
+        work = _Work(chat_key, channel, user_id, event, incoming, deliver_to=deliver_to)
         async with transaction(self.sessions) as session:
             if update_id is not None and not await queries.claim_update(session, update_id, now):
                 return TurnResult(chat_key=chat_key, duplicate=True)
             await queries.lock_chat(session, chat_key)
-            turn = await self._turn(
-                session,
-                chat_key,
-                channel,
-                user_id,
-                event,
-                now,
-                incoming,
-                deliver_to=deliver_to,
-                attempt=attempt,
-                submit_failed=submit_failed,
-            )
-        await self._after_commit(turn)
+            (turn,) = await self._turns(session, [work], now, attempt, submit_failed)
+        await self._after_commit([turn])
         return turn
 
     async def messages_deleted(self, chat_key: str, message_ids: Sequence[int]) -> None:
@@ -372,71 +392,87 @@ class ConversationService:
 
     # ---- the turn ------------------------------------------------------------------------
 
-    async def _turn(
+    async def _turns(
         self,
         session: AsyncSession,
-        chat_key: str,
-        channel: str,
-        user_id: str,
-        event: Event,
+        work: Sequence[_Work],
         now: dt.datetime,
-        incoming: list[int],
-        *,
-        deliver_to: ChatAddress | None,
         attempt: _Attempt,
         submit_failed: bool,
-    ) -> TurnResult:
-        loaded = await conversations.load(session, chat_key, now, self.secrets.draft_key)
-        state = loaded.state or initial_state(self.ctx.flow)
-        outcome = step(self.ctx, state, event)
-        log.info("turn event=%s step=%s->%s", type(event).__name__, state.step, outcome.state.step)
-        acc = _TurnState(outcome.state, list(outcome.replies))
-        attempt.submitting = any(isinstance(e, SubmitRequest) for e in outcome.effects)
-        await self._dispatch(session, acc, outcome, chat_key, channel, user_id, now, submit_failed)
-
-        delete_ids: tuple[int, ...] = ()
-        if acc.quick_exit:
-            # Every reply still waiting for this chat is dropped: nothing may reach the screen
-            # after quick exit. The incoming message is part of what must go.
-            await delivery.drop_outgoing(session, chat_key)
-            await queries.remember_messages(session, chat_key, incoming, now)
-            incoming = []
-            if deliver_to is None:
-                delete_ids = tuple(await queries.chat_message_ids(session, chat_key, now))
-        if acc.forget:
-            await queries.delete_conversation(session, chat_key)
-            await queries.remember_messages(session, chat_key, incoming, now)
-        else:
-            await queries.remember_messages(session, chat_key, incoming, now)
-            await conversations.save(
-                session, chat_key, loaded, acc.state, now, self.secrets.draft_key, self.lifetimes
-            )
-
-        replies = coalesce(tuple(acc.replies))
-        queued: tuple[Queued, ...] = ()
-        if deliver_to is not None:
+    ) -> list[TurnResult]:
+        """The turns of distinct chats, in the caller's transaction. The rows every turn
+        reads and writes (state, incoming message ids, replies) go through one statement per
+        table for all of them; effects (a submission, a status lookup, forget, quick exit) are
+        rare and run turn by turn, in order, before those writes."""
+        draft_key = self.secrets.draft_key
+        states = await conversations.load_many(session, [w.chat_key for w in work], now, draft_key)
+        saves: list[tuple[str, ConversationState]] = []
+        messages: list[tuple[str, int]] = []
+        outgoing: list[list[tuple[delivery.Outgoing, Queued]]] = []
+        done: list[tuple[_Work, _TurnState, tuple[Reply, ...], tuple[int, ...]]] = []
+        for w in work:
+            state = states.get(w.chat_key) or initial_state(self.ctx.flow)
+            outcome = step(self.ctx, state, w.event)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "turn event=%s step=%s->%s",
+                    type(w.event).__name__,
+                    state.step,
+                    outcome.state.step,
+                )
+            acc = _TurnState(outcome.state, list(outcome.replies))
+            if outcome.effects:
+                if any(isinstance(e, SubmitRequest) for e in outcome.effects):
+                    attempt.submitting = True
+                await self._dispatch(session, acc, outcome, w, now, submit_failed)
+            incoming = list(w.incoming)
+            delete_ids: tuple[int, ...] = ()
             if acc.quick_exit:
-                queued = await self._queue_quick_exit(session, chat_key, deliver_to, replies)
+                # Every reply still waiting for this chat is dropped: nothing may reach the
+                # screen after quick exit. The incoming message is part of what must go.
+                await delivery.drop_outgoing(session, w.chat_key)
+                if w.deliver_to is None:
+                    await queries.remember_messages(session, w.chat_key, incoming, now)
+                    incoming = []
+                    delete_ids = tuple(await queries.chat_message_ids(session, w.chat_key, now))
+            messages += [(w.chat_key, i) for i in incoming]
+            if acc.forget:
+                await queries.delete_conversation(session, w.chat_key)
             else:
+                saves.append((w.chat_key, acc.state))
+            replies = coalesce(tuple(acc.replies))
+            if w.deliver_to is not None:
                 lane = LANE_URGENT if acc.state.step in self._urgent_steps else LANE_NORMAL
-                queued = await self._queue(session, chat_key, deliver_to, replies, lane)
-        return TurnResult(
-            replies,
-            chat_key,
-            delete_message_ids=delete_ids,
-            request_stored=acc.stored,
-            outbox=queued,
-            wiped=acc.quick_exit or acc.forget,
-        )
+                outgoing.append(
+                    self._outgoing(
+                        w.chat_key, w.deliver_to, replies, lane, quick_exit=acc.quick_exit
+                    )
+                )
+            else:
+                outgoing.append([])
+            done.append((w, acc, replies, delete_ids))
+        await queries.remember_many(session, messages, now)
+        await conversations.save_many(session, saves, now, draft_key, self.lifetimes)
+        queued = await self._queue(session, outgoing, now)
+        return [
+            TurnResult(
+                replies,
+                w.chat_key,
+                delete_message_ids=delete_ids,
+                request_stored=acc.stored,
+                outbox=q,
+                wiped=acc.quick_exit or acc.forget,
+                lane=w.lane,
+            )
+            for (w, acc, replies, delete_ids), q in zip(done, queued, strict=True)
+        ]
 
     async def _dispatch(
         self,
         session: AsyncSession,
         acc: _TurnState,
         outcome: Outcome,
-        chat_key: str,
-        channel: str,
-        user_id: str,
+        w: _Work,
         now: dt.datetime,
         submit_failed: bool,
     ) -> None:
@@ -451,7 +487,7 @@ class ConversationService:
             effect = todo.popleft()
             done += 1
             follow = await self._perform(
-                session, effect, acc, chat_key, channel, user_id, now, submit_failed
+                session, effect, acc, w.chat_key, w.channel, w.user_id, now, submit_failed
             )
             if follow is not None:
                 after = step(self.ctx, acc.state, follow)
@@ -525,8 +561,8 @@ class ConversationService:
         acc.stored = True
         return RequestStored(stored.reference)
 
-    async def _after_commit(self, turn: TurnResult) -> None:
-        if self.engine is None or not (turn.request_stored or turn.wiped):
+    async def _after_commit(self, turns: Sequence[TurnResult]) -> None:
+        if self.engine is None or not any(t.request_stored or t.wiped for t in turns):
             return
         try:
             # Deleted rows and old draft versions must leave the disk now, not at the next purge.
@@ -536,32 +572,50 @@ class ConversationService:
 
     # ---- outbox rows -------------------------------------------------------------------
 
-    async def _queue(
+    def _outgoing(
         self,
-        session: AsyncSession,
         chat_key: str,
         chat: ChatAddress,
         replies: Sequence[Reply],
         lane: int,
-    ) -> tuple[Queued, ...]:
-        items = [
-            delivery.Outgoing(
-                "send", lane, self._seal_out(chat_key, {"chat": chat, "reply": reply_to_json(r)})
+        *,
+        quick_exit: bool = False,
+    ) -> list[tuple[delivery.Outgoing, Queued]]:
+        """A turn's replies as sealed outbox rows, each with what the sender is handed once
+        the row has its id: one row per reply, or one quick-exit item carrying them all."""
+        if quick_exit:
+            body = {"chat": chat, "replies": [reply_to_json(r) for r in replies]}
+            item = delivery.Outgoing("quick_exit", LANE_QUICK_EXIT, self._seal_out(chat_key, body))
+            return [
+                (item, Queued(0, chat_key, LANE_QUICK_EXIT, "quick_exit", chat, tuple(replies)))
+            ]
+        return [
+            (
+                delivery.Outgoing(
+                    "send",
+                    lane,
+                    self._seal_out(chat_key, {"chat": chat, "reply": reply_to_json(r)}),
+                ),
+                Queued(0, chat_key, lane, "send", chat, (r,)),
             )
             for r in replies
         ]
-        ids = await delivery.add_outgoing(session, chat_key, items, self.clock(), self.owner)
-        return tuple(
-            Queued(i, chat_key, lane, "send", chat, (r,)) for i, r in zip(ids, replies, strict=True)
-        )
 
-    async def _queue_quick_exit(
-        self, session: AsyncSession, chat_key: str, chat: ChatAddress, replies: Sequence[Reply]
-    ) -> tuple[Queued, ...]:
-        body = {"chat": chat, "replies": [reply_to_json(r) for r in replies]}
-        item = delivery.Outgoing("quick_exit", LANE_QUICK_EXIT, self._seal_out(chat_key, body))
-        (i,) = await delivery.add_outgoing(session, chat_key, [item], self.clock(), self.owner)
-        return (Queued(i, chat_key, LANE_QUICK_EXIT, "quick_exit", chat, tuple(replies)),)
+    async def _queue(
+        self,
+        session: AsyncSession,
+        turns: Sequence[Sequence[tuple[delivery.Outgoing, Queued]]],
+        now: dt.datetime,
+    ) -> list[tuple[Queued, ...]]:
+        """Insert the outbox rows of several turns in one statement; returns each turn's
+        items with their ids (commit order)."""
+        flat = [pair for turn in turns for pair in turn]
+        ids = iter(
+            await delivery.add_outgoing_many(
+                session, [(q.chat_key, item) for item, q in flat], now, self.owner
+            )
+        )
+        return [tuple(replace(q, id=next(ids)) for _item, q in turn) for turn in turns]
 
     def _seal_out(self, chat_key: str, body: Mapping[str, object]) -> bytes:
         return seal_json(self.secrets.draft_key, "outbox:" + chat_key, body)

@@ -19,6 +19,7 @@ from flows.definition import Step
 from flows.effects import DeleteConversation, ForgetMe, SubmitRequest
 from flows.kinds import InputKind, StepKind
 from flows.turn import Turn
+from flows.validators import Invalid, validate
 
 
 def act_on(turn: Turn, value: str) -> None:
@@ -27,14 +28,67 @@ def act_on(turn: Turn, value: str) -> None:
 
 
 def _question_action(turn: Turn, question: Step, value: str) -> None:
+    values = form.option_values(question, turn.deployment)
     if value == Action.SKIP and question.optional:
         answered(turn, question, None, None)
-    elif question.input == InputKind.CHOICE and value in form.option_values(
-        question, turn.deployment
-    ):
-        answered(turn, question, value, form.option_next(question, value))
+    elif question.input == InputKind.CHOICE and value in values:
+        answered(turn, question, value, form.option_next(question, value), _shows(question, value))
+    elif question.input == InputKind.CHOICES and value in values:
+        _toggle(turn, question, value)
+    elif question.input == InputKind.CHOICES and value == Action.DONE:
+        _choices_done(turn, question)
     else:
         turn.stale()
+
+
+def _shows(question: Step, value: str) -> str | None:
+    return next((o.show for o in question.options if o.value == value), None)
+
+
+# ---- a `choices` question: pick any number, type one of her own, then Done ------------------
+
+
+def _toggle(turn: Turn, question: Step, value: str) -> None:
+    assert question.field is not None
+    values, own = form.picked(turn.state.answers.get(question.field))
+    values = [v for v in values if v != value] if value in values else [*values, value]
+    order = form.option_values(question, turn.deployment)
+    _keep_choices(turn, question, sorted(values, key=order.index), own)
+    turn.go(question.id)
+
+
+def typed_own(turn: Turn, question: Step, typed: str) -> None:
+    """Words of her own on a `choices` question ("Tuesdays after 10"): one more answer."""
+    assert question.field is not None
+    result = validate(InputKind.TEXT, typed, max_length=question.max_length)
+    if isinstance(result, Invalid):
+        turn.say(result.reason, limit=str(question.max_length))
+        turn.show()
+        return
+    values, _ = form.picked(turn.state.answers.get(question.field))
+    _keep_choices(turn, question, values, " ".join(result.value.split()))
+    turn.go(question.id)
+
+
+def _choices_done(turn: Turn, question: Step) -> None:
+    assert question.field is not None
+    answer = turn.state.answers.get(question.field)
+    if answer is None and not question.optional:
+        turn.say("choose_one")
+        turn.show()
+        return
+    answered(turn, question, answer, None)
+
+
+def _keep_choices(turn: Turn, question: Step, values: list[str], own: str) -> None:
+    assert question.field is not None
+    answers = dict(turn.state.answers)
+    answer = form.choices_answer(values, own)
+    if answer is None:
+        answers.pop(question.field, None)
+    else:
+        answers[question.field] = answer
+    turn.state = turn.state.with_(answers=answers)
 
 
 def _summary_action(turn: Turn, _: Step, value: str) -> None:
@@ -88,15 +142,23 @@ def _confirm(turn: Turn) -> None:
     turn.state = turn.state.with_(step=turn.step_of(StepKind.SUBMITTING))
 
 
-def _cancel(turn: Turn) -> None:
+def _delete(turn: Turn) -> None:
+    """ "Cancel and delete", confirmed: the only way out of the form that drops the answers."""
+    turn.say("draft_deleted")
     turn.forget_draft()
     turn.go(turn.flow.menu)
+
+
+def _keep(turn: Turn) -> None:
+    turn.go(turn.current.id)
 
 
 _SUMMARY_ACTIONS: Mapping[str, Callable[[Turn], None]] = {
     Action.CONFIRM: _confirm,
     Action.CHANGE: Turn.show_change_list,
-    Action.CANCEL: _cancel,
+    Action.CANCEL: Turn.show_cancel_confirm,
+    Action.DELETE: _delete,
+    Action.KEEP: _keep,
 }
 
 
@@ -112,7 +174,15 @@ def _edit(turn: Turn, index: int) -> None:
 # ---- the form moving on ----------------------------------------------------------------------
 
 
-def answered(turn: Turn, question: Step, value: str | None, next_hint: str | None) -> None:
+def answered(
+    turn: Turn,
+    question: Step,
+    value: str | None,
+    next_hint: str | None,
+    show: str | None = None,
+) -> None:
+    """Record the answer and move on; with `show`, to that screen first, with the form's next
+    step kept for "Continue my request"."""
     flow, dep = turn.flow, turn.deployment
     assert question.field is not None  # a loaded flow's questions all have one
     answers = dict(turn.state.answers)
@@ -133,13 +203,16 @@ def answered(turn: Turn, question: Step, value: str | None, next_hint: str | Non
         # Back to the summary, but first ask what the change made necessary (a new method
         # needs its phone number or email); answers that still stand are not asked again.
         missing = form.next_missing(flow, turn.state.answers, dep)
-        if missing is not None:
-            turn.go(missing)
-        else:
+        if missing is None:
             turn.state = turn.state.with_(editing=False)
-            turn.go(summary)
-        return
-    advance(turn, target)
+        onward = missing or summary
+    else:
+        onward = form.resolve(flow, target, turn.state.answers, dep)
+    if show is not None:
+        turn.state = turn.state.with_(resume=onward)
+        turn.go(show)
+    else:
+        turn.go(onward)
 
 
 def advance(turn: Turn, step_id: str) -> None:

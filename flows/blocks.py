@@ -1,5 +1,6 @@
 """The deployment's own content shown inside screens (a step's `blocks`): helplines,
-organisations, the force's policy wording and the retention period."""
+organisations and who receives a request, the force's policy wording (in her language, and
+the original), and the retention periods."""
 
 from __future__ import annotations
 
@@ -24,10 +25,15 @@ def _helplines(text: Text, helplines: Iterable[Helpline]) -> str:
         notes = []
         if h.always_open and h.free:
             notes.append(text.s("free_24h"))
-        elif h.hours:
-            notes.append(text.s("hours", hours=text.deployment.text(h.hours, text.language)))
+        else:
+            if h.free:
+                notes.append(text.s("free"))
+            if h.hours:
+                notes.append(text.deployment.text(h.hours, text.language))
         if notes:
-            line += "\n" + " ".join(notes)
+            line += "\n" + html.escape(" ".join(notes), quote=False)
+        if h.website:
+            line += "\n" + text.ltr(html.escape(h.website))
         out.append(line)
     return "\n\n".join(out)
 
@@ -40,6 +46,10 @@ def _helplines_all(text: Text) -> str:
     return _helplines(text, text.deployment.helplines)
 
 
+def _helplines_other(text: Text) -> str:
+    return _helplines(text, (h for h in text.deployment.helplines if not h.urgent))
+
+
 def _organisations(text: Text) -> str:
     out = []
     for o in text.deployment.organisations:
@@ -49,7 +59,7 @@ def _organisations(text: Text) -> str:
         if o.phone:
             lines.append(text.s("phone_label", phone=text.ltr(o.phone)))
         if o.website:
-            lines.append(text.s("website_label", website=o.website))
+            lines.append(text.s("website_label", website=text.ltr(o.website)))
         if o.languages:
             names = ", ".join(native_name(c) for c in o.languages)
             lines.append(text.s("languages_label", languages=names))
@@ -58,33 +68,69 @@ def _organisations(text: Text) -> str:
 
 
 def _policy(text: Text) -> str:
-    """The force's own words, quoted; a translation of them is marked as unofficial."""
+    """The force's commitment and exception in her language; a translation is marked as
+    unofficial (the original is one tap away, `policy_original`)."""
     p = text.deployment.policy
-    local = p.translations.get(text.language, {})
-    commitment = local.get("commitment", p.commitment)
-    exception = local.get("exception", p.exception)
+    local = {} if text.language == p.language else p.translations.get(text.language, {})
+    return _quoted(
+        text,
+        local.get("commitment", p.commitment),
+        local.get("exception", p.exception),
+        translated=bool(local),
+    )
+
+
+def _policy_original(text: Text) -> str:
+    """The force's own words as it wrote them."""
+    p = text.deployment.policy
+    return _quoted(text, p.commitment, p.exception, translated=False)
+
+
+def _quoted(text: Text, commitment: str, exception: str, *, translated: bool) -> str:
+    p = text.deployment.policy
     parts = [
-        text.s("policy_quote_intro", force=p.force),
+        text.s("policy_quote_intro"),
         f"<blockquote>{html.escape(commitment)}</blockquote>",
         text.s("policy_exception_intro"),
         f"<blockquote>{html.escape(exception)}</blockquote>",
     ]
-    if local:
+    if translated:
         parts.append(f"<i>{text.s('unofficial_translation')}</i>")
-    reviewed = text.s("policy_reviewed", force=p.force, reviewed=text.ltr(p.reviewed))
-    parts.append(f"<i>{reviewed}</i>")
+    parts.append(f"<i>{text.s('policy_reviewed')}</i>")
+    if p.source:
+        parts.append(f"<i>{text.s('policy_source', source=p.source)}</i>")
     return "\n".join(parts)
 
 
+def _recipients(text: Text) -> str:
+    """Who reads a request, and what they keep of it, for how long."""
+    out = []
+    for o in text.deployment.receiving_organisations:
+        line = f"<b>{html.escape(o.name)}</b>"
+        if o.keeps:
+            line += "\n" + html.escape(text.deployment.text(o.keeps, text.language), quote=False)
+        out.append(line)
+    return "\n\n".join(out)
+
+
 def _retention(text: Text) -> str:
-    return text.plural("retention_days", text.deployment.retention_days)
+    dep = text.deployment
+    return "\n".join(
+        [
+            text.plural("retention_days", dep.retention_days),
+            text.plural("retention_closed_days", dep.closed_retention_days),
+        ]
+    )
 
 
 # Block name (as `flows.definition.BLOCKS` allows) -> its renderer.
 BLOCKS: Mapping[str, Callable[[Text], str]] = {
     "helplines_now": _helplines_now,
     "helplines_all": _helplines_all,
+    "helplines_other": _helplines_other,
     "organisations": _organisations,
     "policy": _policy,
+    "policy_original": _policy_original,
+    "recipients": _recipients,
     "retention": _retention,
 }

@@ -1,6 +1,7 @@
 """The callback data carried by inline buttons: what a press asks for, as at most 64 bytes.
 
     x            quick exit            l        language list        m       menu
+    r            continue my request (back to the form step she was on)
     L:<code>     set language          g:<id>   go to a screen that some button leads to
     a:<seq>:<v>  answer/act on the current screen (question option, skip, confirm, e.<n>...)
 
@@ -32,6 +33,7 @@ _CANONICAL_SEQ = re.compile(rf"0|[1-9a-z][0-9a-z]{{0,{SEQ_DIGITS - 1}}}")
 QUICK_EXIT_DATA = "x"
 LANGUAGES_DATA = "l"
 MENU_DATA = "m"
+RESUME_DATA = "r"
 _SET_LANGUAGE = "L:"
 _GO_TO = "g:"
 _ACT = "a:"
@@ -47,6 +49,9 @@ class Action(StrEnum):
     CANCEL = "cancel"
     YES = "yes"
     NO = "no"
+    DONE = "done"  # a `choices` question: these are all
+    DELETE = "delete"  # "Cancel and delete", confirmed
+    KEEP = "keep"  # ... or not
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,11 @@ class OpenLanguages:
 
 @dataclass(frozen=True)
 class OpenMenu:
+    pass
+
+
+@dataclass(frozen=True)
+class Resume:
     pass
 
 
@@ -85,12 +95,13 @@ class Act:
         return self.seq % SEQ_MODULUS == seq % SEQ_MODULUS
 
 
-Callback = QuickExit | OpenLanguages | OpenMenu | SetLanguage | GoTo | Act
+Callback = QuickExit | OpenLanguages | OpenMenu | Resume | SetLanguage | GoTo | Act
 
 _FIXED: dict[str, Callback] = {
     QUICK_EXIT_DATA: QuickExit(),
     LANGUAGES_DATA: OpenLanguages(),
     MENU_DATA: OpenMenu(),
+    RESUME_DATA: Resume(),
 }
 
 
@@ -102,6 +113,8 @@ def encode(callback: Callback) -> str:
             return LANGUAGES_DATA
         case OpenMenu():
             return MENU_DATA
+        case Resume():
+            return RESUME_DATA
         case SetLanguage(code):
             return _SET_LANGUAGE + code
         case GoTo(step):

@@ -14,3 +14,7 @@ class Context:
     flow: Flow
     deployment: Deployment
     catalogs: Catalogs
+    # How long the service keeps what it keeps, as the screens must say it (the edges' settings):
+    # an unfinished form's answers, and where a person is in the conversation.
+    draft_minutes: int = 60
+    state_hours: int = 6

@@ -29,7 +29,18 @@ MAX_FLOW_BYTES = 512 * 1024
 
 STEP_KINDS = frozenset(StepKind)
 INPUT_KINDS = frozenset(InputKind)
-BLOCKS = frozenset({"helplines_now", "helplines_all", "organisations", "policy", "retention"})
+BLOCKS = frozenset(
+    {
+        "helplines_now",
+        "helplines_all",
+        "helplines_other",
+        "organisations",
+        "policy",
+        "policy_original",
+        "recipients",
+        "retention",
+    }
+)
 DYNAMIC_OPTIONS = frozenset({"languages", "organisations"})
 DEPLOYMENT_CONDITIONS = frozenset({form.ORG_CHOICE})
 
@@ -64,7 +75,7 @@ REQUIRED_STRINGS = frozenset(
         "forgotten_withdrawn",
         "reference_intro",
         "free_24h",
-        "hours",
+        "emergency_line",
         "policy_reviewed",
         "policy_quote_intro",
         "policy_exception_intro",
@@ -77,9 +88,22 @@ REQUIRED_STRINGS = frozenset(
         "invalid_email",
         "invalid_text",
         "status_bad_code",
+        "status_deleted",
+        "resume",
+        "draft_gone",
+        "draft_deleted",
+        "delete_confirm",
+        "delete_yes",
+        "delete_no",
+        "choose_one",
+        "own_answer",
+        "done",
+        "free",
+        "after_send",
+        "policy_source",
     }
 )
-REQUIRED_PLURALS = frozenset({"retention_days"})
+REQUIRED_PLURALS = frozenset({"retention_days", "retention_closed_days", "contact_within"})
 _TITLED_KINDS = frozenset(
     {StepKind.SUMMARY, StepKind.FORGET, StepKind.DONE, StepKind.STATUS, StepKind.LANGUAGE}
 )
@@ -92,12 +116,23 @@ class Option:
     value: str
     label: str
     next: str | None = None
+    # How the summary says this answer, when the button's words do not read as an answer
+    # ("Yes, a message is safe" is fine; "Yes, go on" is not).
+    summary: str = ""
+    # A screen shown at once after this answer (e.g. the emergency route after "I am in
+    # danger"); the form goes on from there with "Continue my request".
+    show: str | None = None
+
+
+# Conditions a navigation button may carry; see `flows.render`.
+BUTTON_CONDITIONS = frozenset({"policy_translated"})
 
 
 @dataclass(frozen=True)
 class NavButton:
     label: str
     goto: str
+    when: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,8 +160,13 @@ class Step:
     summary_label: str = ""
     when: Condition | None = None
     protect: bool = True
-    # An emergency screen: delivered ahead of ordinary replies to everyone.
+    # An emergency screen: delivered ahead of ordinary replies to everyone. The first one is
+    # the "I need help now" screen every calm answer to unexpected input offers.
     urgent: bool = False
+    # A question whose answer the summary does not list (the consent to start the form).
+    in_summary: bool = True
+    # A `choices` question that also takes typed words as an answer of her own.
+    own_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,14 +188,21 @@ class Flow:
         return self.steps[step_id]
 
     @cached_property
+    def help_step(self) -> str:
+        """The "I need help now" screen: the flow's first urgent step (checked at load)."""
+        return next(s.id for s in self.steps.values() if s.urgent)
+
+    @cached_property
     def by_kind(self) -> Mapping[StepKind, str]:
         """Kind -> step id, for the kinds a flow has exactly one of (checked at load)."""
         return {s.kind: s.id for s in self.steps.values()}
 
     @cached_property
     def nav_targets(self) -> frozenset[str]:
-        """Steps some navigation button leads to: the only targets a `g:` press may name."""
-        return frozenset(b.goto for s in self.steps.values() for b in s.buttons)
+        """Steps some navigation button leads to: the only targets a `g:` press may name (the
+        "I need help now" screen is offered on every screen after unexpected input)."""
+        targets = {b.goto for s in self.steps.values() for b in s.buttons}
+        return frozenset({*targets, self.help_step})
 
     def string(self, key: str) -> str:
         return self.strings[key]
@@ -167,6 +214,7 @@ class Flow:
             out.extend(x for x in (s.title, *s.text, s.summary_label) if x)
             out.extend(b.label for b in s.buttons)
             out.extend(o.label for o in s.options)
+            out.extend(o.summary for o in s.options if o.summary)
         return list(dict.fromkeys(out))
 
 
@@ -243,6 +291,15 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
                 f"step {sid!r}: 'when' names field {step.when.field!r} no question sets"
             )
 
+    for sid, step in steps.items():
+        for o in step.options:
+            if o.show is not None and (o.show not in steps or steps[o.show].kind != StepKind.SCREEN):
+                problems.append(f"step {sid!r}: option {o.value!r} shows {o.show!r}, not a screen")
+    if not any(s.urgent and s.kind == StepKind.SCREEN for s in steps.values()):
+        problems.append("the flow needs an urgent screen (urgent = true): the emergency route")
+    elif next(s for s in steps.values() if s.urgent).kind != StepKind.SCREEN:
+        problems.append("the first urgent step must be a screen: the emergency route")
+
     fields_seen: dict[str, str] = {}
     for sid in questions:
         fld = steps[sid].field or ""
@@ -305,7 +362,10 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
         if not isinstance(b, dict) or "label" not in b or "goto" not in b:
             problems.append(f"{where}: a button needs 'label' and 'goto'")
             continue
-        buttons.append(NavButton(label=str(b["label"]), goto=str(b["goto"])))
+        cond = b.get("when")
+        if cond is not None and cond not in BUTTON_CONDITIONS:
+            problems.append(f"{where}: unknown button condition {cond!r}")
+        buttons.append(NavButton(label=str(b["label"]), goto=str(b["goto"]), when=cond))
     options = []
     for o in raw.get("options", []):
         if not isinstance(o, dict) or "value" not in o or "label" not in o:
@@ -314,7 +374,15 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
         value = str(o["value"])
         if not fits(encode(Act(LONGEST_SEQ, value))):
             problems.append(f"{where}: option value {value!r} too long for callback data")
-        options.append(Option(value=value, label=str(o["label"]), next=o.get("next")))
+        options.append(
+            Option(
+                value=value,
+                label=str(o["label"]),
+                next=o.get("next"),
+                summary=str(o.get("summary", "")),
+                show=o.get("show"),
+            )
+        )
     when = None
     if "when" in raw:
         w = raw["when"]
@@ -340,6 +408,8 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
         max_length=int(raw.get("max_length", 200)),
         summary_label=str(raw.get("summary_label", "")),
         urgent=bool(raw.get("urgent", False)),
+        in_summary=bool(raw.get("in_summary", True)),
+        own_text=bool(raw.get("own_text", False)),
         when=when,
         protect=bool(raw.get("protect", True)),
     )
@@ -350,6 +420,12 @@ def _build_step(sid: str, raw: Any, problems: list[str]) -> Step | None:
             problems.append(f"{where}: unknown input {raw.get('input')!r}")
         if step.input == InputKind.CHOICE and not (step.options or step.options_from):
             problems.append(f"{where}: a choice needs options or options_from")
+        if step.input == InputKind.CHOICES and (not step.options or step.options_from):
+            problems.append(f"{where}: a 'choices' question needs its own options")
+        if step.own_text and step.input != InputKind.CHOICES:
+            problems.append(f"{where}: own_text is for 'choices' questions")
+        if step.input == InputKind.CHOICES and any(o.next or o.show for o in step.options):
+            problems.append(f"{where}: options of a 'choices' question cannot lead elsewhere")
         if step.options_from and step.options_from not in DYNAMIC_OPTIONS:
             problems.append(f"{where}: unknown options_from {step.options_from!r}")
         if not step.next and not all(o.next for o in step.options):
@@ -368,6 +444,7 @@ def _is_one_of(value: object, names: frozenset[str]) -> bool:
 def _targets(step: Step) -> list[str]:
     out = [b.goto for b in step.buttons]
     out += [o.next for o in step.options if o.next]
+    out += [o.show for o in step.options if o.show]
     if step.next:
         out.append(step.next)
     return out

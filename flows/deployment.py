@@ -7,13 +7,9 @@ exception into something narrower or broader than the force wrote.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from flows.errors import FlowError
-
 
 # Victim-facing text the deployment writes itself: language code -> text. The checks require
 # one for every enabled language, so a screen never shows English as if it were her language.
@@ -115,107 +111,12 @@ class Deployment:
         return self.default_organisation
 
 
-def parse_deployment(data: Mapping[str, Any]) -> Deployment:
-    problems: list[str] = []
-    d = data.get("deployment", {})
-    p = data.get("policy", {})
-    for key in ("force", "reviewed", "commitment", "exception"):
-        if not p.get(key):
-            problems.append(f"[policy] needs {key!r}")
-    reviewed = str(p.get("reviewed", ""))
-    try:
-        dt.date.fromisoformat(reviewed)
-    except ValueError:
-        problems.append("[policy] reviewed must be a date (YYYY-MM-DD)")
-    languages = tuple(str(x) for x in d.get("languages", ["en"]))
-    default_language = str(d.get("default_language", languages[0] if languages else "en"))
-    if default_language not in languages:
-        problems.append(f"default_language {default_language!r} is not in languages")
+def parse_deployment(
+    data: Mapping[str, Any], catalogues: Collection[str] | None = None
+) -> Deployment:
+    """The deployment in a parsed TOML document, checked against its schema; FlowError lists
+    every problem. `catalogues`: languages with a catalogue (default: those in locales/)."""
+    # Imported here: pydantic is needed once, at start-up, never by the engine.
+    from flows.deployment_schema import parse
 
-    helplines = []
-    for h in data.get("helplines", []):
-        try:
-            helplines.append(
-                Helpline(
-                    id=str(h["id"]),
-                    name=str(h["name"]),
-                    number=str(h["number"]),
-                    free=bool(h.get("free", True)),
-                    always_open=bool(h.get("always_open", False)),
-                    hours=_local(h.get("hours", {})),
-                    website=str(h.get("website", "")),
-                    checked=str(h.get("checked", "")),
-                    urgent=bool(h.get("urgent", False)),
-                )
-            )
-        except KeyError as exc:
-            problems.append(f"a helpline is missing {exc.args[0]!r}")
-    orgs = []
-    for o in data.get("organisations", []):
-        try:
-            orgs.append(
-                Organisation(
-                    id=str(o["id"]),
-                    name=str(o["name"]),
-                    description=_local(o.get("description", {})),
-                    phone=str(o.get("phone", "")),
-                    website=str(o.get("website", "")),
-                    languages=tuple(o.get("languages", [])),
-                    receives_requests=bool(o.get("receives_requests", False)),
-                    contact_within_days=o.get("contact_within_days"),
-                    keeps=_local(o.get("keeps", {})),
-                    notify_chat_id=o.get("notify_chat_id"),
-                )
-            )
-        except KeyError as exc:
-            problems.append(f"an organisation is missing {exc.args[0]!r}")
-    ids = [o.id for o in orgs]
-    if len(ids) != len(set(ids)):
-        problems.append("organisation ids must be unique")
-    for o in orgs:
-        if len(o.id.encode()) > 40 or not o.id.replace("-", "").replace("_", "").isalnum():
-            problems.append(f"organisation id {o.id!r}: use up to 40 letters, digits, - or _")
-    routing = data.get("routing", {})
-    default_org = str(routing.get("default", ""))
-    receiving = {o.id for o in orgs if o.receives_requests}
-    if default_org not in receiving:
-        problems.append(
-            f"[routing] default {default_org!r} is not an organisation that receives requests"
-        )
-    by_language = {str(k): str(v) for k, v in routing.get("by_language", {}).items()}
-    for lang, org in by_language.items():
-        if org not in receiving:
-            problems.append(f"[routing.by_language] {lang} -> {org!r} does not receive requests")
-    retention = data.get("retention", {})
-    if problems:
-        raise FlowError(problems)
-    return Deployment(
-        name=str(d.get("name", "safebot")),
-        area=str(d.get("area", "")),
-        default_language=default_language,
-        languages=languages,
-        policy=Policy(
-            force=str(p["force"]),
-            reviewed=reviewed,
-            checked=str(p.get("checked", reviewed)),
-            language=str(p.get("language", "en")),
-            commitment=str(p["commitment"]).strip(),
-            exception=str(p["exception"]).strip(),
-            source=str(p.get("source", "")),
-            translations={str(k): dict(v) for k, v in p.get("translations", {}).items()},
-        ),
-        helplines=tuple(helplines),
-        organisations=tuple(orgs),
-        default_organisation=default_org,
-        routing_by_language=by_language,
-        allow_org_choice=bool(routing.get("allow_choice", False)),
-        retention_days=int(retention.get("days", 30)),
-        closed_retention_days=int(retention.get("closed_days", 7)),
-        fictional=bool(d.get("fictional", False)),
-    )
-
-
-def _local(value: Any) -> dict[str, str]:
-    if isinstance(value, str):
-        return {"en": value} if value else {}
-    return {str(k): str(v) for k, v in dict(value).items()}
+    return parse(data, catalogues)

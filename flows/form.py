@@ -16,11 +16,13 @@ answers; the engine decides what to show and say.
     applicable(flow, answers, deployment)        (form index, question) pairs that apply now
     draft_lost(flow, step, answers)              whether the draft was dropped under the person
     skip_loops(steps, summary)                   `when` chains that could skip forever (load check)
+    picked(answer) / choices_answer(values, own) a `choices` answer and back
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from flows.deployment import Deployment
@@ -33,8 +35,10 @@ ORG_CHOICE = "org_choice"  # the only deployment condition: the victim may pick 
 NO_PREFERENCE = "none"  # the organisation question's "no preference" answer
 FIELD_URGENT = "urgent"  # "yes" marks the request urgent for the organisation
 FIELD_ORGANISATION = "organisation"  # the organisation the victim chose, if allowed
-# Not a question: the reference code, kept with the answers while the "sent" screen shows it.
+# Not questions: the reference number and the organisation it went to, kept with the answers
+# while the "sent" screen shows them.
 REFERENCE = "reference"
+ROUTED = "routed_to"
 
 
 def applies(question: Step, answers: Mapping[str, str], deployment: Deployment) -> bool:
@@ -61,6 +65,7 @@ def can_be_skipped(step: Step) -> bool:
 
 
 def option_values(question: Step, deployment: Deployment) -> list[str]:
+    """The values a choice question accepts (for `choices`, each one it can pick)."""
     if question.options_from == "languages":
         return list(deployment.languages)
     if question.options_from == "organisations":
@@ -154,3 +159,25 @@ def skip_loops(steps: Mapping[str, Step], summary: str) -> list[list[str]]:
             loops.append(loop[first:] + loop[:first])
         done.update(path)
     return loops
+
+
+def picked(answer: str | None) -> tuple[list[str], str]:
+    """A `choices` answer as (the option values picked, in order; her own words)."""
+    if not answer:
+        return [], ""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return [], ""
+    if not isinstance(data, dict):
+        return [], ""
+    values = [str(v) for v in data.get("picked", []) if isinstance(v, str)]
+    own = data.get("own", "")
+    return values, own if isinstance(own, str) else ""
+
+
+def choices_answer(values: Sequence[str], own: str) -> str | None:
+    """The stored form of a `choices` answer; None when nothing is picked or typed."""
+    if not values and not own:
+        return None
+    return json.dumps({"picked": list(values), "own": own}, ensure_ascii=False)

@@ -49,6 +49,8 @@ class InputKind(StrEnum):
     """What a question takes; its `input`."""
 
     CHOICE = "choice"  # one of its buttons
+    # any number of its buttons, then Done; with `own_text`, typed words count as one more
+    CHOICES = "choices"
     TEXT = "text"
     PHONE = "phone"  # stored in E.164
     EMAIL = "email"

@@ -1,11 +1,14 @@
 """Turning a conversation's state into what the person sees: one `Reply` per screen or notice.
 
-    screen(ctx, state)              the current step as a message with its buttons
+    screen(ctx, state, offer_help)  the current step as a message with its buttons
     change_list(ctx, state)         the summary's "which answer do you want to change?"
+    cancel_confirm(ctx, state)      the summary's "delete your answers?"
     notice(ctx, state, key, ...)    one of the flow's interface strings, on its own
 
-Every screen but the exit line ends with the global rows (menu, language, quick exit).
-Action buttons carry the state's sequence number, so a press on an older screen is stale.
+Every screen but the exit line ends with the global rows (menu, language, quick exit). An
+information screen seen while a draft is kept starts with "Continue my request"; a screen shown
+after unexpected input starts with "I need help now". Action buttons carry the state's sequence
+number, so a press on an older screen is stale.
 """
 
 from __future__ import annotations
@@ -17,7 +20,16 @@ from functools import cached_property
 
 from flows import callbacks, form
 from flows.blocks import render_block
-from flows.callbacks import Act, Action, GoTo, OpenLanguages, OpenMenu, QuickExit, SetLanguage
+from flows.callbacks import (
+    Act,
+    Action,
+    GoTo,
+    OpenLanguages,
+    OpenMenu,
+    QuickExit,
+    Resume,
+    SetLanguage,
+)
 from flows.context import Context
 from flows.definition import Step
 from flows.i18n import native_name
@@ -28,18 +40,29 @@ from flows.text import Text, format_reference, plain
 from flows.validators import display_phone
 
 Row = tuple[Button, ...]
+# A `choices` question's buttons show whether each option is picked.
+PICKED, NOT_PICKED = "✅ ", "▫️ "
 
 
-def screen(ctx: Context, state: ConversationState) -> Reply:
+def screen(ctx: Context, state: ConversationState, *, offer_help: bool = False) -> Reply:
     page = _Page(ctx, state)
     current = ctx.flow.step(state.step)
     parts, rows = page.common_parts(current), []
+    if offer_help and current.id != ctx.flow.help_step:
+        help_now = ctx.flow.step(ctx.flow.help_step)
+        rows.append((page.button(plain(page.text.t(help_now.title)), GoTo(help_now.id)),))
+    if current.kind == StepKind.SCREEN and state.answers and state.resume:
+        rows.append((page.button(plain(page.text.s("resume")), Resume()),))
     extra = _KIND_EXTRAS.get(current.kind)
     if extra is not None:
         more_parts, more_rows = extra(page, current)
         parts += more_parts
         rows += more_rows
-    rows += [(page.button(plain(page.text.t(b.label)), GoTo(b.goto)),) for b in current.buttons]
+    rows += [
+        (page.button(plain(page.text.t(b.label)), GoTo(b.goto)),)
+        for b in current.buttons
+        if page.shows_button(b.when)
+    ]
     if current.kind != StepKind.EXIT:  # the line left after a quick exit has no buttons
         rows += page.global_rows(current)
     return Reply("\n\n".join(parts), tuple(rows), protect=current.protect, rtl=page.text.rtl)
@@ -55,9 +78,10 @@ def change_list(ctx: Context, state: ConversationState) -> Reply:
     return Reply(page.text.s("change_which"), tuple(rows), protect=True, rtl=page.text.rtl)
 
 
-def notice(ctx: Context, state: ConversationState, key: str, **values: str) -> Reply:
+def notice(ctx: Context, state: ConversationState, key: str, *more: str, **values: str) -> Reply:
     text = Text.of(ctx, state)
-    return Reply(text.s(key, **values), protect=True, rtl=text.rtl)
+    html_text = "\n\n".join(text.s(k, **values) for k in (key, *more))
+    return Reply(html_text, protect=True, rtl=text.rtl)
 
 
 @dataclass(frozen=True)
@@ -78,12 +102,18 @@ class _Page:
 
     def common_parts(self, current: Step) -> list[str]:
         text = self.text
-        parts = [f"<b>{text.t(current.title)}</b>"] if current.title else []
         values = {**text.placeholders(), "limit": str(current.max_length)}
+        parts = [f"<b>{text.t(current.title, **values)}</b>"] if current.title else []
         parts.extend(text.t(p, **values) for p in current.text)
         blocks = (render_block(text, name) for name in current.blocks)
         parts.extend(b for b in blocks if b)
         return parts
+
+    def shows_button(self, when: str | None) -> bool:
+        """A navigation button's condition (`flows.definition.BUTTON_CONDITIONS`)."""
+        if when == "policy_translated":
+            return self.text.language != self.ctx.deployment.policy.language
+        return True
 
     def global_rows(self, current: Step) -> list[Row]:
         text = self.text
@@ -109,13 +139,25 @@ class _Page:
             return [*orgs, (form.NO_PREFERENCE, text.s("no_preference"))]
         return [(o.value, text.t(o.label)) for o in q.options]
 
+    def said(self, q: Step) -> dict[str, str]:
+        """value -> how the summary says that answer, as HTML."""
+        said = dict(self.choices(q))
+        said.update({o.value: self.text.t(o.summary) for o in q.options if o.summary})
+        return said
+
     def shown(self, q: Step, value: str) -> str:
-        """An answer as the summary shows it."""
+        """An answer as the summary shows it: in words, never as a code."""
         text = self.text
         if q.input == InputKind.PHONE:
             return text.ltr(html.escape(display_phone(value)))
         if q.input == InputKind.CHOICE:
-            return dict(self.choices(q)).get(value, html.escape(value))
+            return self.said(q).get(value, html.escape(value))
+        if q.input == InputKind.CHOICES:
+            values, own = form.picked(value)
+            said = self.said(q)
+            words = [said.get(v, html.escape(v)) for v in values]
+            words += [f"“{html.escape(own, quote=False)}”"] if own else []
+            return text.list(words)
         if q.input == InputKind.EMAIL:
             return text.ltr(html.escape(value))
         return html.escape(value, quote=False)
@@ -136,6 +178,15 @@ def _question(page: _Page, q: Step) -> Extra:
     rows: list[Row] = []
     if q.input == InputKind.CHOICE:
         rows += [(page.action(plain(label), value),) for value, label in page.choices(q)]
+    if q.input == InputKind.CHOICES:
+        picked, own = form.picked(answers.get(q.field or ""))
+        for value, label in page.choices(q):
+            mark = PICKED if value in picked else NOT_PICKED
+            rows.append((page.action(mark + plain(label), value),))
+        if own:
+            parts.append(page.text.s("own_answer", answer=own))
+        if picked or own:
+            rows.append((page.action(page.text.s("done"), Action.DONE),))
     if q.optional:
         rows.append((page.action(page.text.s("skip"), Action.SKIP),))
     return parts, rows
@@ -145,6 +196,8 @@ def _summary(page: _Page, _: Step) -> Extra:
     text, answers = page.text, page.state.answers
     lines = []
     for _index, q in form.applicable(page.ctx.flow, answers, page.ctx.deployment):
+        if not q.in_summary:
+            continue
         value = answers.get(q.field or "")
         shown = page.shown(q, value) if value is not None else text.s("not_answered")
         lines.append(f"<b>{text.t(q.summary_label)}</b>: {shown}")
@@ -159,9 +212,15 @@ def _summary(page: _Page, _: Step) -> Extra:
 
 
 def _done(page: _Page, _: Step) -> Extra:
-    text = page.text
-    code = format_reference(page.state.answers.get("reference", ""))
-    return [text.s("reference_intro") + f"\n<code>{text.ltr(code)}</code>"], []
+    text, answers, dep = page.text, page.state.answers, page.ctx.deployment
+    code = format_reference(answers.get(form.REFERENCE, ""))
+    parts = [text.s("reference_intro") + f"\n<code>{text.ltr(code)}</code>"]
+    routed = answers.get(form.ROUTED)
+    org = next((o for o in dep.receiving_organisations if o.id == routed), None)
+    if org is not None and org.contact_within_days:
+        parts.insert(0, text.plural("contact_within", org.contact_within_days, org=org.name))
+    parts.append(text.s("after_send"))
+    return parts, []
 
 
 def _forget(page: _Page, _: Step) -> Extra:

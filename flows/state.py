@@ -24,13 +24,16 @@ class ConversationState:
     # Set while the victim changes one answer from the summary: go back there afterwards.
     editing: bool = False
     flow_version: int = 1
+    # The form step she was last on, so "Continue my request" takes her back there. Kept with
+    # the answers (encrypted, and gone with them), never in the clear.
+    resume: str | None = None
 
     def with_(self, **changes: Any) -> ConversationState:
         return replace(self, **changes)
 
     def draft(self) -> dict[str, Any]:
         """The part that is encrypted at rest."""
-        return {"answers": dict(self.answers)}
+        return {"answers": dict(self.answers), "resume": self.resume}
 
     def routing(self) -> dict[str, Any]:
         """The part stored in the clear, one column per field (ROUTING_FIELDS)."""
@@ -41,6 +44,7 @@ class ConversationState:
         cls, routing: Mapping[str, Any], draft: Mapping[str, Any] | None
     ) -> ConversationState:
         answers = dict((draft or {}).get("answers", {}))
+        resume = (draft or {}).get("resume")
         return cls(
             step=str(routing["step"]),
             language=routing.get("language"),
@@ -48,4 +52,5 @@ class ConversationState:
             answers={str(k): str(v) for k, v in answers.items()},
             editing=bool(routing.get("editing", False)),
             flow_version=int(routing.get("flow_version", 1)),
+            resume=str(resume) if resume and answers else None,
         )

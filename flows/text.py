@@ -6,7 +6,11 @@ from __future__ import annotations
 import html
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from babel import UnknownLocaleError
+from babel.lists import format_list
 
 from flows.context import Context
 from flows.definition import Flow
@@ -30,17 +34,26 @@ class Text:
     deployment: Deployment
     translator: Translator
     language: str
+    draft_minutes: int = 60
+    state_hours: int = 6
 
     @classmethod
     def of(cls, ctx: Context, state: ConversationState) -> Text:
         language = state.language or ctx.deployment.default_language
-        return cls(ctx.flow, ctx.deployment, ctx.catalogs.get(language), language)
+        return cls(
+            ctx.flow,
+            ctx.deployment,
+            ctx.catalogs.get(language),
+            language,
+            ctx.draft_minutes,
+            ctx.state_hours,
+        )
 
     @property
     def rtl(self) -> bool:
         return is_rtl(self.language)
 
-    def t(self, source: str, **values: str) -> str:
+    def t(self, source: str, /, **values: str) -> str:
         """Translate, escape for HTML, then fill placeholders with escaped values."""
         text = html.escape(self.translator.gettext(source), quote=False)
         if values:
@@ -53,11 +66,25 @@ class Text:
         """The flow's interface string `key`, with the deployment's placeholders filled."""
         return self.t(self.flow.string(key), **{**self.placeholders(), **values})
 
-    def plural(self, key: str, n: int) -> str:
-        """The flow's plural string `key` for `n`, with `{n}` filled."""
+    def plural(self, key: str, n: int, **values: str) -> str:
+        """The flow's plural string `key` for `n`, with `{n}` and the placeholders filled."""
         singular, plural = self.flow.plurals[key]
         text = html.escape(self.translator.ngettext(singular, plural, n), quote=False)
-        return text.format_map(_SafeFormat(n=self.ltr(str(n))))
+        filled = {**self.placeholders(), **values}
+        return text.format_map(
+            _SafeFormat(
+                {k: html.escape(v, quote=False) for k, v in filled.items()}, n=self.ltr(str(n))
+            )
+        )
+
+    def list(self, items: Sequence[str]) -> str:
+        """Items joined as this language joins a list ("a, b and c"), by CLDR."""
+        if not items:
+            return ""
+        try:
+            return format_list(list(items), style="standard", locale=self.language.replace("-", "_"))
+        except (ValueError, UnknownLocaleError):
+            return ", ".join(items)
 
     def ltr(self, value: str) -> str:
         """A number, code or address kept left-to-right inside right-to-left text."""
@@ -69,7 +96,10 @@ class Text:
         return {
             "force": dep.policy.force,
             "area": dep.area,
-            "reviewed": dep.policy.reviewed,
+            "reviewed": self.ltr(dep.policy.reviewed),
+            "checked": self.ltr(dep.policy.checked),
+            "draft_minutes": self.ltr(str(self.draft_minutes)),
+            "state_hours": self.ltr(str(self.state_hours)),
             "helpline": self.ltr(urgent[0].number) if urgent else "999",
         }
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flows import form
-from flows.actions import act_on, advance, answered
+from flows.actions import act_on, advance, answered, typed_own
 from flows.callbacks import (
     QUICK_EXIT_DATA,
     Act,
@@ -24,6 +24,7 @@ from flows.callbacks import (
     OpenLanguages,
     OpenMenu,
     QuickExit,
+    Resume,
     SetLanguage,
     decode,
     is_action,
@@ -43,7 +44,7 @@ from flows.events import (
     TextReceived,
 )
 from flows.i18n import negotiate
-from flows.kinds import TYPED_INPUTS, RequestStatus, StepKind
+from flows.kinds import TYPED_INPUTS, InputKind, RequestStatus, StepKind
 from flows.turn import Turn
 from flows.validators import Invalid, reference_code, validate
 
@@ -57,6 +58,8 @@ _STATUS_NOTICES: Mapping[str, str] = {
     RequestStatus.PICKED_UP: "status_picked_up",
     RequestStatus.CLOSED: "status_closed",
     RequestStatus.WITHDRAWN: "status_withdrawn",
+    # Deleted on her request, or by the retention purge: only a keyed trace of the code is left.
+    "deleted": "status_deleted",
 }
 
 
@@ -113,6 +116,8 @@ def _pressed(turn: Turn, event: ButtonPressed) -> None:
             turn.go(turn.step_of(StepKind.LANGUAGE))
         case OpenMenu():
             turn.go(turn.flow.menu)
+        case Resume():
+            _resume(turn)
         case SetLanguage(code) if code in turn.deployment.languages:
             turn.state = turn.state.with_(language=code)
             turn.say("language_changed")
@@ -126,13 +131,15 @@ def _pressed(turn: Turn, event: ButtonPressed) -> None:
 
 
 def _buttons_only(turn: Turn, _: Event) -> None:
-    turn.say("buttons_only")
-    turn.show()
+    # Typing may be someone trying to say something urgent: answer calmly, always with the
+    # emergency route and the "I need help now" button.
+    turn.say("buttons_only", "emergency_line")
+    turn.show(offer_help=True)
 
 
 def _non_text(turn: Turn, event: NonTextReceived) -> None:
-    turn.say("edited" if event.kind == "edited" else "not_text")
-    turn.show()
+    turn.say("edited" if event.kind == "edited" else "not_text", "emergency_line")
+    turn.show(offer_help=True)
 
 
 def _quick_exit(turn: Turn, _: Event) -> None:
@@ -140,7 +147,14 @@ def _quick_exit(turn: Turn, _: Event) -> None:
 
 
 def _stored(turn: Turn, event: RequestStored) -> None:
-    turn.go(turn.step_of(StepKind.DONE), answers={form.REFERENCE: event.reference}, editing=False)
+    answers = turn.state.answers
+    routed = turn.deployment.route(turn.language, answers.get(form.FIELD_ORGANISATION))
+    turn.go(
+        turn.step_of(StepKind.DONE),
+        answers={form.REFERENCE: event.reference, form.ROUTED: routed},
+        editing=False,
+        resume=None,
+    )
 
 
 def _failed(turn: Turn, _: RequestFailed) -> None:
@@ -164,6 +178,9 @@ def _forgotten(turn: Turn, event: Forgotten) -> None:
 
 def _typed_answer(turn: Turn, event: TextReceived) -> None:
     question = turn.current
+    if question.input == InputKind.CHOICES and question.own_text:
+        typed_own(turn, question, event.text)
+        return
     if question.input is None or question.input not in TYPED_INPUTS:
         _buttons_only(turn, event)
         return
@@ -294,9 +311,25 @@ def _check_status(turn: Turn, typed: str) -> None:
 
 
 def _open(turn: Turn, step_id: str) -> None:
-    """A navigation button: a question there starts a fresh draft."""
-    if turn.flow.step(step_id).kind == StepKind.QUESTION:
+    """A navigation button. A question there starts the form, or goes back to where she was
+    in it: leaving the form never loses her answers."""
+    if turn.flow.step(step_id).kind != StepKind.QUESTION:
+        turn.go(step_id)
+    elif turn.has_draft:
+        _resume(turn)
+    else:
         turn.forget_draft()
         advance(turn, step_id)
-    else:
-        turn.go(step_id)
+
+
+def _resume(turn: Turn) -> None:
+    """ "Continue my request": back to the form step she was on, every answer kept."""
+    if not turn.has_draft:
+        # An old button, after the draft expired or was deleted.
+        turn.say("draft_gone")
+        turn.forget_draft()
+        turn.go(turn.flow.menu)
+        return
+    assert turn.state.resume is not None
+    target = turn.state.resume if turn.state.resume in turn.flow.steps else turn.flow.form[0]
+    advance(turn, target)

@@ -20,6 +20,8 @@ from flows.kinds import StepKind
 from flows.replies import Reply
 from flows.state import ConversationState
 
+_FORM_KINDS = frozenset({StepKind.QUESTION, StepKind.SUMMARY})
+
 
 @dataclass
 class Turn:
@@ -48,19 +50,23 @@ class Turn:
         """The id of the flow's one step of `kind` (the loader checks there is one)."""
         return self.flow.by_kind[kind]
 
-    def say(self, key: str, **values: str) -> None:
-        """A notice of its own, ahead of the screen that follows it."""
-        self.replies.append(render.notice(self.ctx, self.state, key, **values))
+    def say(self, key: str, *more: str, **values: str) -> None:
+        """A notice of its own (the strings `key` and `more`, one paragraph each), ahead of
+        the screen that follows it."""
+        self.replies.append(render.notice(self.ctx, self.state, key, *more, **values))
 
-    def show(self) -> None:
-        """The current screen (again)."""
-        self.replies.append(render.screen(self.ctx, self.state))
+    def show(self, *, offer_help: bool = False) -> None:
+        """The current screen (again); `offer_help` puts "I need help now" on top."""
+        self.replies.append(render.screen(self.ctx, self.state, offer_help=offer_help))
 
     def go(self, step_id: str, **changes: Any) -> None:
         """Move to `step_id` as a new screen and show it."""
         if self.current.kind == StepKind.DONE and step_id != self.state.step:
             # The reference code is kept (encrypted) only until the person leaves that screen.
             changes.setdefault("answers", {})
+        if self.flow.step(step_id).kind in _FORM_KINDS:
+            # Where "Continue my request" takes her back to, should she leave the form.
+            changes.setdefault("resume", step_id)
         self.state = self.state.with_(step=step_id, seq=self.state.seq + 1, **changes)
         self.show()
 
@@ -69,8 +75,17 @@ class Turn:
         self.state = self.state.with_(seq=self.state.seq + 1)
         self.replies.append(render.change_list(self.ctx, self.state))
 
+    def show_cancel_confirm(self) -> None:
+        """The summary's "delete your answers?" question: a new screen, though the step stays."""
+        self.state = self.state.with_(seq=self.state.seq + 1)
+        self.replies.append(render.cancel_confirm(self.ctx, self.state))
+
     def forget_draft(self) -> None:
-        self.state = self.state.with_(answers={}, editing=False)
+        self.state = self.state.with_(answers={}, editing=False, resume=None)
+
+    @property
+    def has_draft(self) -> bool:
+        return bool(self.state.answers) and self.state.resume is not None
 
     def stale(self) -> None:
         """A press the current screen does not offer: say so and show where the person is."""

@@ -1,4 +1,5 @@
-"""Where one person is in the conversation, loaded and saved inside a turn's transaction.
+"""Where each person is in the conversation, loaded and saved inside a turn's transaction,
+for all the chats of a batch of turns at once (one statement each way).
 
 The routing fields are stored in the clear (nothing personal in them); the draft answers are
 sealed with the server's draft key, bound to the chat key, and expire with the draft lifetime.
@@ -8,8 +9,10 @@ A stored state whose draft no longer opens (the key changed) loads without its a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.state import ROUTING_FIELDS, ConversationState
@@ -24,39 +27,59 @@ class Lifetimes:
     draft: dt.timedelta  # idle time after which unfinished answers go
 
 
-@dataclass(frozen=True)
-class Loaded:
-    row: Conversation | None  # None: no stored state (new, expired or forgotten)
-    state: ConversationState | None
+async def load_many(
+    session: AsyncSession, chat_keys: Sequence[str], now: dt.datetime, draft_key: bytes
+) -> dict[str, ConversationState]:
+    """The stored states of these chats in one statement, by chat key. A chat with no state,
+    or whose state has expired, is missing: its turn starts afresh, and `save_many` then
+    overwrites the expired row (or the turn deletes it)."""
+    if not chat_keys:
+        return {}
+    conversations = queries.table(Conversation)
+    result = await session.execute(
+        select(conversations).where(conversations.c.chat_key.in_(chat_keys))
+    )
+    states: dict[str, ConversationState] = {}
+    for row in result.mappings():
+        if queries.aware(row["expires_at"]) <= now:
+            continue
+        draft = None
+        expires = row["draft_expires_at"]
+        if expires is None or queries.aware(expires) > now:
+            draft = open_draft(draft_key, row["chat_key"], row["draft"])
+        states[row["chat_key"]] = ConversationState.restore(
+            {f: row[f] for f in ROUTING_FIELDS}, draft
+        )
+    return states
 
 
-async def load(session: AsyncSession, chat_key: str, now: dt.datetime, draft_key: bytes) -> Loaded:
-    row = await queries.load_conversation(session, chat_key, now)
-    if row is None:
-        return Loaded(None, None)
-    draft = open_draft(draft_key, chat_key, row.draft)
-    state = ConversationState.restore({f: getattr(row, f) for f in ROUTING_FIELDS}, draft)
-    return Loaded(row, state)
-
-
-async def save(
+async def save_many(
     session: AsyncSession,
-    chat_key: str,
-    loaded: Loaded,
-    state: ConversationState,
+    states: Sequence[tuple[str, ConversationState]],
     now: dt.datetime,
     draft_key: bytes,
     lifetimes: Lifetimes,
 ) -> None:
-    row = loaded.row if loaded.row is not None else Conversation(chat_key=chat_key)
-    for name, value in state.routing().items():
-        setattr(row, name, value)
-    if state.answers:
-        row.draft = seal_draft(draft_key, chat_key, state.draft())
-        row.draft_expires_at = now + lifetimes.draft
-    else:
-        row.draft = None
-        row.draft_expires_at = None
-    row.updated_at = now
-    row.expires_at = now + lifetimes.state
-    await queries.save_conversation(session, row)
+    """Write (chat key, state) pairs in one statement: an insert, or an update of the row
+    already there (expired or not)."""
+    if not states:
+        return
+    rows = []
+    for chat_key, state in states:
+        sealed = seal_draft(draft_key, chat_key, state.draft()) if state.answers else None
+        rows.append(
+            {
+                "chat_key": chat_key,
+                **state.routing(),
+                "draft": sealed,
+                "draft_expires_at": None if sealed is None else now + lifetimes.draft,
+                "updated_at": now,
+                "expires_at": now + lifetimes.state,
+            }
+        )
+    stmt = queries.dialect_insert(session, Conversation)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["chat_key"],
+        set_={name: stmt.excluded[name] for name in rows[0] if name != "chat_key"},
+    )
+    await session.execute(stmt, rows)

@@ -8,11 +8,13 @@ bytes survive in the -wal file until a checkpoint, so `checkpoint()` runs after 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -40,6 +42,14 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def owner_only(path: str) -> None:
+    """Make a SQLite file and its -wal and -shm owner-only (0600): they hold hashed ids and
+    sealed rows. SQLite gives a -wal or -shm it makes later the main file's mode."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path + suffix, 0o600)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
     # SQL errors would otherwise quote bound parameters into exception text, and so into logs.
@@ -53,6 +63,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("max_overflow", 0)
         kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, **kwargs)
+        database = make_url(url).database or ""
+        on_disk = database not in ("", ":memory:") and not database.startswith("file:")
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -70,6 +82,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             ):
                 cur.execute(pragma)
             cur.close()
+            if on_disk:  # whatever the umask was when the file was made
+                owner_only(database)
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ChatMessage, InboxUpdate, OutboxItem, SendBudget, SendGap
-from storage.queries import insert_or_ignore, remember_messages
+from storage.queries import insert_or_ignore, remember_many, remember_messages, table
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ async def store_updates(
         }
         for u in updates
     ]
-    await session.execute(insert_or_ignore(session, InboxUpdate).values(rows))
+    await session.execute(insert_or_ignore(session, InboxUpdate), rows)
 
 
 @dataclass(frozen=True)
@@ -62,21 +62,29 @@ class Popped:
 
 
 async def pop_update(session: AsyncSession, chat_key: str) -> Popped | None:
-    """The chat's oldest stored update, removed from the inbox in one statement (undone if the
-    turn rolls back). Called under the chat's lock, so whichever process runs it keeps the
-    person's order."""
+    """The chat's oldest stored update, removed from the inbox (undone if the turn rolls
+    back). Called under the chat's lock, so whichever process runs it keeps the person's
+    order."""
+    return (await pop_updates(session, [chat_key])).get(chat_key)
+
+
+async def pop_updates(session: AsyncSession, chat_keys: Sequence[str]) -> dict[str, Popped]:
+    """`pop_update` for many chats in one statement: each chat's oldest stored update, by
+    chat key (a chat with none is missing)."""
+    if not chat_keys:
+        return {}
+    inbox = table(InboxUpdate)
     oldest = (
-        select(func.min(InboxUpdate.update_id))
-        .where(InboxUpdate.chat_key == chat_key)
-        .scalar_subquery()
+        select(func.min(inbox.c.update_id))
+        .where(inbox.c.chat_key.in_(chat_keys))
+        .group_by(inbox.c.chat_key)
     )
     result = await session.execute(
-        delete(InboxUpdate)
-        .where(InboxUpdate.update_id == oldest)
-        .returning(InboxUpdate.update_id, InboxUpdate.lane, InboxUpdate.payload)
+        delete(inbox)
+        .where(inbox.c.update_id.in_(oldest))
+        .returning(inbox.c.chat_key, inbox.c.update_id, inbox.c.lane, inbox.c.payload)
     )
-    row = result.first()
-    return None if row is None else Popped(int(row[0]), int(row[1]), bytes(row[2]))
+    return {str(k): Popped(int(u), int(lane), bytes(p)) for k, u, lane, p in result.all()}
 
 
 async def waiting_chats(session: AsyncSession) -> list[tuple[str, int, int]]:
@@ -111,6 +119,18 @@ async def add_outgoing(
 ) -> list[int]:
     """Queue a turn's items, claimed by the process that ran the turn (it delivers them).
     Returns their ids, in order."""
+    return await add_outgoing_many(session, [(chat_key, i) for i in items], now, owner)
+
+
+async def add_outgoing_many(
+    session: AsyncSession,
+    items: Sequence[tuple[str, Outgoing]],
+    now: dt.datetime,
+    owner: str | None = None,
+) -> list[int]:
+    """`add_outgoing` for (chat key, item) pairs of many turns, in one statement. Ids are
+    returned in the order given, which is also the order they were assigned in, so each
+    chat's items keep their order."""
     if not items:
         return []
     rows = [
@@ -124,11 +144,12 @@ async def add_outgoing(
             "claimed_by": owner,
             "claimed_until": None if owner is None else now + LEASE,
         }
-        for i in items
+        for chat_key, i in items
     ]
     # The executemany form: SQLAlchemy batches it into one INSERT and keeps the ids in order.
+    outbox = table(OutboxItem)
     result = await session.execute(
-        insert(OutboxItem).returning(OutboxItem.id, sort_by_parameter_order=True), rows
+        insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True), rows
     )
     return [int(i) for i in result.scalars().all()]
 
@@ -195,13 +216,7 @@ async def delivered_many(
 ) -> None:
     """`delivered` for many items in one statement per table."""
     await session.execute(delete(OutboxItem).where(OutboxItem.id.in_([b[0] for b in batch])))
-    rows = [
-        {"chat_key": chat_key, "message_id": int(i), "sent_at": now}
-        for _id, chat_key, ids in batch
-        for i in ids
-    ]
-    if rows:
-        await session.execute(insert_or_ignore(session, ChatMessage).values(rows))
+    await remember_many(session, [(chat_key, i) for _id, chat_key, ids in batch for i in ids], now)
     lowest: dict[str, int] = {}
     for _id, chat_key, ids in batch:
         if ids:

@@ -8,7 +8,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from storage.db import normalise_url
+from storage.opening import prepare_to_create, refuse
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -29,5 +32,11 @@ def downgrade(url: str, revision: str) -> None:
 
 
 async def upgrade_async(url: str) -> None:
-    # env.py drives its own event loop; keep it off the caller's.
-    await asyncio.to_thread(upgrade, url)
+    """Migrate to head, creating the database if need be; StorageError (one line) if it
+    cannot be opened."""
+    prepare_to_create(url)
+    try:
+        # env.py drives its own event loop; keep it off the caller's.
+        await asyncio.to_thread(upgrade, url)
+    except (SQLAlchemyError, OSError) as exc:
+        raise refuse(url, exc) from None

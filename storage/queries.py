@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,26 +31,66 @@ MAX_NOTICE_ATTEMPTS = 10
 # ---- updates and ordering -------------------------------------------------------------------
 
 
+def table(model: type[Base]) -> Table:
+    """The model's table, for Core statements: the turn's hot path runs many rows through a
+    few statements, and the ORM's per-statement bookkeeping (identity map, session
+    synchronisation) was a large part of a turn's cost."""
+    return cast(Table, model.__table__)
+
+
+def is_postgresql(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+def dialect_insert(session: AsyncSession, model: type[Base]) -> Any:
+    """`INSERT` in the session's dialect, which can say what to do on a conflict."""
+    insert = pg_insert if is_postgresql(session) else sqlite_insert
+    return insert(table(model))
+
+
 def insert_or_ignore(session: AsyncSession, model: type[Base]) -> Any:
     """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(model).on_conflict_do_nothing()
+    return dialect_insert(session, model).on_conflict_do_nothing()
 
 
 async def claim_update(session: AsyncSession, update_id: int, now: dt.datetime) -> bool:
     """Record an update id; False if some process already handled it."""
-    stmt = insert_or_ignore(session, ProcessedUpdate).values(update_id=update_id, seen_at=now)
-    result = await session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    return update_id in await claim_updates(session, [update_id], now)
+
+
+async def claim_updates(
+    session: AsyncSession, update_ids: Sequence[int], now: dt.datetime
+) -> set[int]:
+    """Record update ids in one statement; returns those no process had handled before."""
+    if not update_ids:
+        return set()
+    stmt = insert_or_ignore(session, ProcessedUpdate).returning(table(ProcessedUpdate).c.update_id)
+    result = await session.execute(stmt, [{"update_id": i, "seen_at": now} for i in update_ids])
+    return {int(i) for i in result.scalars().all()}
+
+
+def chat_lock_id(chat_key: str) -> int:
+    return int.from_bytes(bytes.fromhex(chat_key[:16]), "big", signed=True)
+
+
+# The locks are taken in ascending order, in one statement: two transactions locking
+# overlapping sets of chats then never wait for each other in a cycle.
+_LOCK_CHATS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM"
+    " (SELECT DISTINCT unnest(CAST(:ks AS BIGINT[])) AS k ORDER BY k) AS ordered"
+)
 
 
 async def lock_chat(session: AsyncSession, chat_key: str) -> None:
     """Serialise one person's updates across processes (PostgreSQL); released at commit.
     In one process the per-chat update processor already orders them."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        lock_id = int.from_bytes(bytes.fromhex(chat_key[:16]), "big", signed=True)
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+    await lock_chats(session, [chat_key])
+
+
+async def lock_chats(session: AsyncSession, chat_keys: Sequence[str]) -> None:
+    """`lock_chat` for several chats at once (a batch of turns)."""
+    if chat_keys and is_postgresql(session):
+        await session.execute(_LOCK_CHATS, {"ks": [chat_lock_id(k) for k in chat_keys]})
 
 
 # ---- conversations ---------------------------------------------------------------------------
@@ -62,10 +102,10 @@ async def load_conversation(
     row = await session.get(Conversation, chat_key)
     if row is None:
         return None
-    if _aware(row.expires_at) <= now:
+    if aware(row.expires_at) <= now:
         await session.delete(row)
         return None
-    if row.draft_expires_at is not None and _aware(row.draft_expires_at) <= now:
+    if row.draft_expires_at is not None and aware(row.draft_expires_at) <= now:
         row.draft = None
         row.draft_expires_at = None
     return row
@@ -102,12 +142,21 @@ async def forget_chat_messages(
 async def remember_messages(
     session: AsyncSession, chat_key: str, ids: Sequence[int], now: dt.datetime
 ) -> None:
-    if not ids:
+    await remember_many(session, [(chat_key, i) for i in ids], now)
+
+
+async def remember_many(
+    session: AsyncSession, messages: Sequence[tuple[str, int]], now: dt.datetime
+) -> None:
+    """Track (chat key, message id) pairs for quick exit, in one statement."""
+    if not messages:
         return
     rows = [
-        {"chat_key": chat_key, "message_id": int(i), "sent_at": now} for i in dict.fromkeys(ids)
+        {"chat_key": chat_key, "message_id": int(i), "sent_at": now}
+        for chat_key, i in dict.fromkeys(messages)
     ]
-    await session.execute(insert_or_ignore(session, ChatMessage).values(rows))
+    # The executemany form: one compiled statement whatever the number of rows.
+    await session.execute(insert_or_ignore(session, ChatMessage), rows)
 
 
 # ---- contact requests ------------------------------------------------------------------------
@@ -227,6 +276,6 @@ async def count(session: AsyncSession, model: type[object]) -> int:
     return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
+def aware(value: dt.datetime) -> dt.datetime:
     # SQLite hands back naive datetimes even for timezone-aware columns; they are stored UTC.
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

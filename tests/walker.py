@@ -10,6 +10,11 @@ take the form from the menu to the summary, in the chosen language:
     Move(step="contact.phone", action=Type("07911 123456"), field="phone", ...)
     ...
 
+A `choices` question (pick any number, then Done) takes its plan value as option values joined
+by "+" ("mornings+evenings"), or "own:" and words of her own; each press or text is a move on
+the same screen (`stays`), then Done. An option that shows a screen first (the emergency route
+after "in danger") is followed by "Continue my request" on that screen.
+
 It follows the flow as the engine does: each answer's `next` (an option's own `next` first),
 past every question whose `when` does not hold (an earlier answer, or `deployment =
 "org_choice"`: the deployment lets the person choose and has more than one receiving
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from flows.definition import Flow, NavButton, Step
 from flows.deployment import Deployment
 from flows.i18n import Catalogs, native_name
+from flows.render import NOT_PICKED
 
 MAX_STEPS = 100  # more questions than any flow has: a `next` loop, not a long form
 
@@ -61,6 +67,28 @@ class Move:
     action: Action
     field: str | None = None
     value: str | None = None
+    # The screen stays on the same question (a pick on a `choices` question).
+    stays: bool = False
+
+
+OWN = "own:"  # a `choices` plan value of words typed by the person
+
+
+def choices_moves(
+    flow: Flow, deployment: Deployment, catalogs: Catalogs, lang: str, step_id: str, value: str
+) -> list[Move]:
+    """The moves that answer `choices` question `step_id` with plan value `value`, Done last."""
+    question = flow.step(step_id)
+    moves = []
+    if value.startswith(OWN):
+        moves.append(Move(step_id, Type(value[len(OWN) :]), question.field, None, stays=True))
+    else:
+        for picked in value.split("+"):
+            label = NOT_PICKED + option_label(flow, deployment, catalogs, lang, step_id, picked)
+            moves.append(Move(step_id, Press(label), question.field, picked, stays=True))
+    done = translate(catalogs, lang, flow.string("done"))
+    moves.append(Move(step_id, Press(done), question.field, "done"))
+    return moves
 
 
 def translate(catalogs: Catalogs, lang: str, english: str) -> str:
@@ -68,7 +96,7 @@ def translate(catalogs: Catalogs, lang: str, english: str) -> str:
     return str(catalogs.get(lang).gettext(english))
 
 
-def option_label(
+def option_label(  # the button's words; a `choices` button shows a mark before them
     flow: Flow, deployment: Deployment, catalogs: Catalogs, lang: str, step_id: str, value: str
 ) -> str:
     """The label of the button that answers choice question `step_id` with `value`."""
@@ -144,10 +172,28 @@ def walk(
             action: Action = Press(translate(catalogs, lang, flow.string("skip")))
             given.pop(question.field, None)
             target = question.next or summary
+        elif question.input == "choices":
+            *picks, action_move = choices_moves(flow, deployment, catalogs, lang, step_id, value)
+            yield from picks
+            action = action_move.action
+            given[question.field] = value
+            target = question.next or summary
+            yield Move(step_id, action, question.field, "done")
+            _drop_inapplicable(flow, deployment, given)
+            step_id = target
+            continue
         elif question.input == "choice":
             action = Press(option_label(flow, deployment, catalogs, lang, step_id, value))
             given[question.field] = value
             target = _option_next(question, value) or summary
+            shows = next((o.show for o in question.options if o.value == value and o.show), None)
+            if shows is not None:
+                yield Move(step_id, action, question.field, value)
+                resume = translate(catalogs, lang, flow.string("resume"))
+                yield Move(shows, Press(resume))
+                _drop_inapplicable(flow, deployment, given)
+                step_id = target
+                continue
         else:
             action = Type(value)
             given[question.field] = value

@@ -11,9 +11,11 @@ Webhook rules:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,12 +33,27 @@ ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
 RECEIVER: web.AppKey[Receiver] = web.AppKey("receiver", Receiver)
 BOT: web.AppKey[Bot] = web.AppKey("bot", Bot)
 WEBHOOK_SECRET: web.AppKey[str] = web.AppKey("webhook_secret", str)
+# What keeps the server from being ready: an empty list when it is.
+Readiness = Callable[[], Awaitable[list[str]]]
+READINESS: web.AppKey[Readiness] = web.AppKey("readiness")
+HEALTH_TIMEOUT = 5.0
+
+
+async def database_only(engine: AsyncEngine) -> list[str]:
+    return [] if await ping(engine) else ["database unreachable"]
 
 
 async def health(request: web.Request) -> web.Response:
-    db_ok = await ping(request.app[ENGINE])
-    body = {"status": "ok" if db_ok else "degraded", "database": db_ok}
-    return web.json_response(body, status=200 if db_ok else 503)
+    """200 `{"status": "ok"}` only when ready; else 503 with the reasons (no ids, no
+    personal data), e.g. a receiving organisation without a key."""
+    try:
+        reasons = await asyncio.wait_for(request.app[READINESS](), HEALTH_TIMEOUT)
+    except Exception as exc:
+        log.warning("readiness check failed: %s", type(exc).__name__)
+        reasons = ["readiness check failed"]
+    if reasons:
+        return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
+    return web.json_response({"status": "ok"})
 
 
 def _secret_ok(request: web.Request) -> bool:
@@ -100,9 +117,10 @@ async def webhook(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-def build_web_app(engine: AsyncEngine) -> web.Application:
+def build_web_app(engine: AsyncEngine, readiness: Readiness | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[ENGINE] = engine
+    app[READINESS] = readiness or (lambda: database_only(engine))
     app.router.add_get("/health", health)
     return app
 

@@ -46,6 +46,7 @@ def test_flows_exports_exactly_its_public_names() -> None:
         "context",
         "definition",
         "deployment",
+        "deployment_schema",
         "effects",
         "engine",
         "errors",

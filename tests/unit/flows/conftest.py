@@ -199,7 +199,10 @@ class Driver:
         filled = {
             "force": dep.policy.force,
             "area": dep.area,
-            "reviewed": dep.policy.reviewed,
+            "reviewed": self.ltr(dep.policy.reviewed),
+            "checked": self.ltr(dep.policy.checked),
+            "draft_minutes": self.ltr(str(self.ctx.draft_minutes)),
+            "state_hours": self.ltr(str(self.ctx.state_hours)),
             "helpline": self.ltr(urgent[0].number) if urgent else "999",
             **values,
         }
@@ -244,7 +247,7 @@ class Driver:
                 visited.append(current.id)
                 assert current.field in plan, f"the plan has no answer for {current.field!r}"
             self.perform(move)
-            assert self.step_id != current.id, (current.id, self.replies)
+            assert move.stays or self.step_id != current.id, (current.id, self.replies)
         assert self.ctx.flow.step(self.step_id).kind != "question", (visited, self.replies)
         return visited
 

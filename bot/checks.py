@@ -1,0 +1,59 @@
+"""`safebot check`: everything that can be checked before serving, every problem at once.
+
+The flow and its catalogues (what `safebot run` refuses to start with), the deployment file
+against its schema, and, for a real deployment, that every organisation receiving requests
+has an active key in the database. Never creates a database.
+"""
+
+from __future__ import annotations
+
+from bot.app import build_context, no_key_line
+from bot.config import ConfigError, Settings, read_deployment_file
+from bot.keyring import missing_keys
+from flows.check import check_flow
+from flows.definition import load_flow
+from flows.deployment import Deployment, parse_deployment
+from flows.errors import FlowError
+from flows.i18n import load_catalogs
+from storage.db import create_engine, session_factory
+from storage.errors import StorageError
+from storage.opening import require_existing
+
+
+async def check_all(settings: Settings) -> list[str]:
+    problems: list[str] = []
+    try:
+        load_flow()
+    except FlowError as exc:
+        problems += [f"flow: {p}" for p in exc.problems]
+    try:
+        load_catalogs()
+    except Exception as exc:  # a damaged .po: Babel's own errors, whatever their class
+        problems.append(f"catalogues: cannot be read: {type(exc).__name__}: {exc}")
+    deployment: Deployment | None = None
+    try:
+        deployment = parse_deployment(read_deployment_file(settings.config_path))
+    except ConfigError as exc:
+        problems.append(f"deployment: {exc}")
+    except FlowError as exc:
+        problems += [f"deployment: {p}" for p in exc.problems]
+    if problems or deployment is None:
+        return problems  # the screens cannot be rendered without all three
+    problems += [str(issue) for issue in check_flow(build_context(settings, check=False))]
+    problems += await _keys(settings, deployment)
+    return problems
+
+
+async def _keys(settings: Settings, deployment: Deployment) -> list[str]:
+    if deployment.fictional:
+        return []  # `safebot run` makes demo keys for a fictional deployment
+    try:
+        await require_existing(settings.database_url)
+    except StorageError as exc:
+        return [f"keys: {exc}"]
+    engine = create_engine(settings.database_url)
+    try:
+        missing = await missing_keys(session_factory(engine), deployment)
+    finally:
+        await engine.dispose()
+    return [f"keys: {no_key_line([org])}" for org in missing]
