@@ -67,3 +67,8 @@ class RequestStatus(StrEnum):
     PICKED_UP = "picked_up"  # an advocate opened it
     CLOSED = "closed"
     WITHDRAWN = "withdrawn"  # the victim asked to forget it after it was picked up
+
+
+# What a status check reports for a request deleted on the victim's wish or by the purge
+# (storage keeps a keyed trace of its reference number for a while; not a stored status).
+REMOVED_STATUS = "deleted"

@@ -44,7 +44,7 @@ from flows.events import (
     TextReceived,
 )
 from flows.i18n import negotiate
-from flows.kinds import TYPED_INPUTS, InputKind, RequestStatus, StepKind
+from flows.kinds import REMOVED_STATUS, TYPED_INPUTS, InputKind, RequestStatus, StepKind
 from flows.turn import Turn
 from flows.validators import Invalid, reference_code, validate
 
@@ -59,7 +59,7 @@ _STATUS_NOTICES: Mapping[str, str] = {
     RequestStatus.CLOSED: "status_closed",
     RequestStatus.WITHDRAWN: "status_withdrawn",
     # Deleted on her request, or by the retention purge: only a keyed trace of the code is left.
-    "deleted": "status_deleted",
+    REMOVED_STATUS: "status_deleted",
 }
 
 

@@ -91,6 +91,17 @@ class ContactRequest(Base):
     delete_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class RemovedRequest(Base):
+    """A request deleted on the victim's wish or by the purge leaves only this: the keyed hash
+    of its reference number, so that `/status` can say it was withdrawn or deleted instead of
+    "check the number". Nothing else: no organisation, no owner, the date only to the day."""
+
+    __tablename__ = "removed_requests"
+
+    reference_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    forget_after: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class OrganisationKey(Base):
     """Public keys of receiving organisations. Several may be active (rotation): new requests
     use the newest, old requests open with the key named in their envelope."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -12,8 +13,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flows.kinds import RequestStatus
+from flows.kinds import REMOVED_STATUS, RequestStatus
 from storage.models import (
+    RemovedRequest,
     Base,
     ChatMessage,
     ContactRequest,
@@ -168,10 +170,46 @@ async def insert_request(session: AsyncSession, request: ContactRequest) -> None
 
 
 async def status_by_reference(session: AsyncSession, reference_hash: str) -> str | None:
+    """The request's status; REMOVED if it was deleted (on her wish or by the purge) within
+    the last REMOVED_TTL; None if no request has this reference number."""
     row = await session.scalar(
         select(ContactRequest.status).where(ContactRequest.reference_hash == reference_hash)
     )
-    return None if row is None else str(row)
+    if row is not None:
+        return str(row)
+    removed = await session.scalar(
+        select(RemovedRequest.reference_hash).where(
+            RemovedRequest.reference_hash == removed_hash(reference_hash)
+        )
+    )
+    return None if removed is None else REMOVED
+
+
+# What `/status` reports for a deleted request; what is left of one, and for how long.
+REMOVED = REMOVED_STATUS
+REMOVED_TTL = dt.timedelta(days=90)
+
+
+def removed_hash(reference_hash: str) -> str:
+    """What a removed request leaves: derived again from its reference hash, so that none of
+    the deleted row's bytes stay on disk (still keyed: only the lookup key reaches it)."""
+    return hashlib.sha256(b"removed:" + reference_hash.encode()).hexdigest()
+
+
+async def remember_removed(
+    session: AsyncSession, reference_hashes: Sequence[str], now: dt.datetime
+) -> None:
+    """Keep only the keyed hash of each deleted request's reference number, dated to the day."""
+    if not reference_hashes:
+        return
+    day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    await session.execute(
+        insert_or_ignore(session, RemovedRequest),
+        [
+            {"reference_hash": removed_hash(h), "forget_after": day + REMOVED_TTL}
+            for h in reference_hashes
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -185,11 +223,15 @@ async def forget_requests(session: AsyncSession, owner_key: str, now: dt.datetim
     mark opened ones withdrawn so the advocate sees the victim's wish instead of a request that
     vanished."""
     deleted = await session.execute(
-        delete(ContactRequest).where(
+        delete(ContactRequest)
+        .where(
             ContactRequest.owner_key == owner_key,
             ContactRequest.status.in_((RequestStatus.NEW, RequestStatus.CLOSED)),
         )
+        .returning(ContactRequest.reference_hash)
     )
+    hashes = [str(h) for h in deleted.scalars().all()]
+    await remember_removed(session, hashes, now)
     withdrawn = await session.execute(
         update(ContactRequest)
         .where(
@@ -199,7 +241,7 @@ async def forget_requests(session: AsyncSession, owner_key: str, now: dt.datetim
         .values(status=RequestStatus.WITHDRAWN, closed_at=now)
     )
     return ForgetResult(
-        deleted=int(getattr(deleted, "rowcount", 0)),
+        deleted=len(hashes),
         withdrawn=int(getattr(withdrawn, "rowcount", 0)),
     )
 

@@ -21,8 +21,10 @@ from storage.models import (
     Conversation,
     Notice,
     ProcessedUpdate,
+    RemovedRequest,
     SendGap,
 )
+from storage import queries
 from storage.queries import MESSAGE_DELETE_WINDOW
 
 # Telegram stops redelivering an update long before this.
@@ -48,7 +50,8 @@ async def purge(
 ) -> PurgeReport:
     async with factory() as session, session.begin():
         requests = await session.execute(
-            delete(ContactRequest).where(
+            delete(ContactRequest)
+            .where(
                 or_(
                     ContactRequest.delete_after <= now,
                     and_(
@@ -57,7 +60,11 @@ async def purge(
                     ),
                 )
             )
+            .returning(ContactRequest.reference_hash)
         )
+        removed = [str(h) for h in requests.scalars().all()]
+        await queries.remember_removed(session, removed, now)
+        await session.execute(delete(RemovedRequest).where(RemovedRequest.forget_after <= now))
         conversations = await session.execute(
             delete(Conversation).where(Conversation.expires_at <= now)
         )
@@ -86,7 +93,7 @@ async def purge(
         )
     await checkpoint(engine)
     return PurgeReport(
-        requests=_rows(requests),
+        requests=len(removed),
         conversations=_rows(conversations),
         drafts=_rows(drafts),
         updates=_rows(updates),

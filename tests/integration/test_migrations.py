@@ -38,6 +38,7 @@ from storage.models import (
     OrganisationKey,
     OutboxItem,
     ProcessedUpdate,
+    RemovedRequest,
     SendGap,
 )
 from storage.sealing import SealContext, generate_keypair, open_sealed, seal
@@ -268,9 +269,24 @@ async def _check_0002(session: AsyncSession, state: dict[str, Any]) -> None:
     assert (gap.after_id, gap.before_id) == (2**40, None)
 
 
+def _load_0003(conn: Connection, state: dict[str, Any]) -> None:
+    day = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
+    state.update(removed_day=day)
+    conn.execute(
+        _reflect(conn, "removed_requests").insert(),
+        dict(reference_hash="f" * 64, forget_after=day),
+    )
+
+
+async def _check_0003(session: AsyncSession, state: dict[str, Any]) -> None:
+    row = await session.get(RemovedRequest, "f" * 64)
+    assert row is not None and aware(row.forget_after) == state["removed_day"]
+
+
 MIGRATION_DATA: dict[str, MigrationData] = {
     "0001": MigrationData(load=_load_0001, check=_check_0001),
     "0002": MigrationData(load=_load_0002, check=_check_0002),
+    "0003": MigrationData(load=_load_0003, check=_check_0003),
 }
 
 

@@ -14,7 +14,7 @@ from bot.keyring import register_public_key
 from storage import queries
 from storage.db import transaction
 from storage.errors import SealingError
-from storage.models import ContactRequest, Notice, OrganisationKey
+from storage.models import ContactRequest, Notice, OrganisationKey, RemovedRequest
 from storage.requests import (
     PAYLOAD_FORMAT,
     NewRequest,
@@ -305,7 +305,12 @@ async def test_forget_sealed_request_through_store_request(db: Database) -> None
     async with db.sessions() as s:
         assert await s.get(ContactRequest, stored.request_id) is None
         ref = reference_hash(LOOKUP_KEY, stored.reference)
-        assert await queries.status_by_reference(s, ref) is None
+        # /status can say it was deleted; a number never issued still matches nothing.
+        assert await queries.status_by_reference(s, ref) == queries.REMOVED
+        assert await queries.status_by_reference(s, reference_hash(LOOKUP_KEY, "1" * 16)) is None
+        (left,) = (await s.scalars(select(RemovedRequest))).all()
+        assert left.reference_hash != ref  # none of the deleted row's bytes are kept
+        assert aware(left.forget_after) - now() <= queries.REMOVED_TTL
 
 
 @pytest.mark.parametrize("offset", [2, -5], ids=["+02:00", "-05:00"])

@@ -10,7 +10,14 @@ from sqlalchemy import select
 
 from storage import queries
 from storage.db import transaction
-from storage.models import ChatMessage, ContactRequest, Conversation, Notice, ProcessedUpdate
+from storage.models import (
+    ChatMessage,
+    ContactRequest,
+    Conversation,
+    Notice,
+    ProcessedUpdate,
+    RemovedRequest,
+)
 from storage.retention import PROCESSED_UPDATE_TTL, SENT_NOTICE_TTL, PurgeReport, purge
 from tests.integration.support import (
     Database,
@@ -183,3 +190,32 @@ async def test_purged_bytes_leave_the_sqlite_files(db: Database) -> None:
     async with db.sessions() as s:
         assert await queries.chat_message_ids(s, "kept-chat", at) == [77]
     assert len(after.get(f"{db.path.name}-wal", b"")) == 0  # checkpoint(TRUNCATE) ran
+
+
+async def test_purged_requests_leave_only_a_dated_trace_for_status(db: Database) -> None:
+    """/status after the purge says "withdrawn or deleted"; the trace itself goes after
+    REMOVED_TTL, and none of the purged row's bytes are in it."""
+    at = now()
+    await seed(db, at)
+    async with db.sessions() as s:
+        purged = {
+            r.id: r.reference_hash
+            for r in (await s.scalars(select(ContactRequest))).all()
+            if r.id in {"past_delete_after", "closed_long_ago", "withdrawn_long_ago"}
+        }
+    await purge(db.engine, db.sessions, at, closed_retention=CLOSED_RETENTION)
+    async with db.sessions() as s:
+        for reference_hash in purged.values():
+            assert await queries.status_by_reference(s, reference_hash) == queries.REMOVED
+        kept = await queries.status_by_reference(s, "fresh_new-ref")
+        traces = set((await s.scalars(select(RemovedRequest.reference_hash))).all())
+    assert kept in {None, "new"}
+    assert len(traces) == 4 and not traces & set(purged.values())
+
+    later = at + queries.REMOVED_TTL + dt.timedelta(days=1)
+    await purge(db.engine, db.sessions, later, closed_retention=CLOSED_RETENTION)
+    async with db.sessions() as s:
+        # (the requests kept at `at` are purged at `later`, leaving traces of their own)
+        assert not traces & set((await s.scalars(select(RemovedRequest.reference_hash))).all())
+        for reference_hash in purged.values():
+            assert await queries.status_by_reference(s, reference_hash) is None
