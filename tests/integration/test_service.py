@@ -53,6 +53,7 @@ from tests.integration.support import (
     only_sqlite,
     sqlite_files,
 )
+from flows.render import NOT_PICKED
 from tests.walker import Press, walk
 
 USER_ID = "987654321"
@@ -261,9 +262,11 @@ async def test_full_contact_request(
 
     conv = await conversation_row(db, victim.chat_key)
     assert conv is not None and conv.step == "contact.done"
-    # The answers left the conversation row; only the reference remains, encrypted.
+    # The answers left the conversation row; only the reference number and who it went to
+    # remain, encrypted, while the "sent" screen shows them.
     assert open_draft(server_secrets.draft_key, victim.chat_key, conv.draft) == {
-        "answers": {"reference": reference}
+        "answers": {"reference": reference, "routed_to": CHOSEN_ORG},
+        "resume": None,
     }
     assert conv.draft is not None and reference.encode() not in conv.draft
 
@@ -417,7 +420,7 @@ async def test_quick_exit_clears_draft_and_returns_every_message_id(
     row = await conversation_row(db, victim.chat_key)
     assert row is not None and row.draft is not None
     drafts.append(row.draft)
-    await victim.press("Evenings")
+    await victim.press(NOT_PICKED + "Evenings")
     row = await conversation_row(db, victim.chat_key)
     assert row is not None and row.draft is not None
     drafts.append(row.draft)
