@@ -67,39 +67,43 @@ def _organisations(text: Text) -> str:
     return "\n\n".join(out)
 
 
-def _policy(text: Text) -> str:
-    """The force's commitment and exception in her language; a translation is marked as
-    unofficial (the original is one tap away, `policy_original`)."""
+def _local_policy(text: Text) -> tuple[str, str, bool]:
+    """The force's commitment and exception in her language, and whether that is a translation
+    (marked as unofficial; the original is one tap away, `policy_original`)."""
     p = text.deployment.policy
     local = {} if text.language == p.language else p.translations.get(text.language, {})
-    return _quoted(
-        text,
-        local.get("commitment", p.commitment),
-        local.get("exception", p.exception),
-        translated=bool(local),
-    )
+    commitment = local.get("commitment", p.commitment)
+    return commitment, local.get("exception", p.exception), bool(local)
 
 
-def _policy_original(text: Text) -> str:
-    """The force's own words as it wrote them."""
-    p = text.deployment.policy
-    return _quoted(text, p.commitment, p.exception, translated=False)
+def _policy_commitment(text: Text) -> str:
+    commitment, _, translated = _local_policy(text)
+    parts = [text.s("policy_quote_intro"), _quote(commitment)]
+    if translated:
+        parts.append(f"<i>{text.s('unofficial_translation')}</i>")
+    return "\n".join(parts)
 
 
-def _quoted(text: Text, commitment: str, exception: str, *, translated: bool) -> str:
-    p = text.deployment.policy
-    parts = [
-        text.s("policy_quote_intro"),
-        f"<blockquote>{html.escape(commitment)}</blockquote>",
-        text.s("policy_exception_intro"),
-        f"<blockquote>{html.escape(exception)}</blockquote>",
-    ]
+def _policy_exception(text: Text) -> str:
+    _, exception, translated = _local_policy(text)
+    parts = [text.s("policy_exception_intro"), _quote(exception)]
     if translated:
         parts.append(f"<i>{text.s('unofficial_translation')}</i>")
     parts.append(f"<i>{text.s('policy_reviewed')}</i>")
+    return "\n".join(parts)
+
+
+def _policy_original(text: Text) -> str:
+    """The force's own words as it wrote them, with where they come from."""
+    p = text.deployment.policy
+    parts = [_quote(p.commitment), _quote(p.exception)]
     if p.source:
         parts.append(f"<i>{text.s('policy_source', source=p.source)}</i>")
     return "\n".join(parts)
+
+
+def _quote(words: str) -> str:
+    return f"<blockquote>{html.escape(words)}</blockquote>"
 
 
 def _recipients(text: Text) -> str:
@@ -129,7 +133,8 @@ BLOCKS: Mapping[str, Callable[[Text], str]] = {
     "helplines_all": _helplines_all,
     "helplines_other": _helplines_other,
     "organisations": _organisations,
-    "policy": _policy,
+    "policy_commitment": _policy_commitment,
+    "policy_exception": _policy_exception,
     "policy_original": _policy_original,
     "recipients": _recipients,
     "retention": _retention,
