@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.app import RunningServer
+from flows.i18n import native_name
 from flows.render import NOT_PICKED, PICKED
 from tests.e2e.conftest import FSI, PDI, fill_request, flow_string, tr
 from tests.e2e.emulator import BotApiEmulator, ChatMessage, EmulatedUser
@@ -16,7 +17,6 @@ from tests.e2e.emulator import BotApiEmulator, ChatMessage, EmulatedUser
 LANGUAGES = ["en", "pl", "ar"]
 PHONE = "07911 123456"
 HELP_NOW = "🆘 I need help now"
-LANGUAGE_NAMES = {"en": "English", "pl": "polski", "ar": "العربية"}
 
 
 def plain(message: ChatMessage) -> str:
@@ -82,7 +82,14 @@ async def test_danger_now_shows_the_emergency_route_and_the_form_goes_on(
     await fill_request(
         user,
         lang,
-        {"method": "call", "phone": PHONE, "times": "evenings", "leave_message": "no"},
+        {
+            "method": "call",
+            "phone": PHONE,
+            "times": "evenings",
+            "leave_message": "no",
+            "someone_else": "hang_up",
+            "language": lang,
+        },
         until="risk.urgent",
     )
     await user.press(tr(lang, "Yes"))
@@ -116,7 +123,7 @@ async def test_leaving_the_form_keeps_the_draft_and_continue_resumes(
         other = "pl" if lang != "pl" else "ar"
         await user.press(flow_string(lang, "language"))
         await one(user)
-        await user.press(LANGUAGE_NAMES[other])
+        await user.press(native_name(other))
         shown_in = other
     elif leave == "menu":
         await user.press(flow_string(lang, "menu"))
@@ -174,6 +181,7 @@ async def test_safe_times_take_several_choices_and_her_own_words(
             "leave_message": "no",
             "someone_else": "hang_up",
             "language": lang,
+            "organisation": "none",
         },
     )
     text = plain(summary)
