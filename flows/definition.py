@@ -294,7 +294,9 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
 
     for sid, step in steps.items():
         for o in step.options:
-            if o.show is not None and (o.show not in steps or steps[o.show].kind != StepKind.SCREEN):
+            if o.show is not None and (
+                o.show not in steps or steps[o.show].kind != StepKind.SCREEN
+            ):
                 problems.append(f"step {sid!r}: option {o.value!r} shows {o.show!r}, not a screen")
     if not any(s.urgent and s.kind == StepKind.SCREEN for s in steps.values()):
         problems.append("the flow needs an urgent screen (urgent = true): the emergency route")

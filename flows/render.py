@@ -47,7 +47,7 @@ PICKED, NOT_PICKED = "✅ ", "▫️ "
 def screen(ctx: Context, state: ConversationState, *, offer_help: bool = False) -> Reply:
     page = _Page(ctx, state)
     current = ctx.flow.step(state.step)
-    parts, rows = page.common_parts(current), []
+    parts, rows = page.common_parts(current), list[Row]()
     if offer_help and current.id != ctx.flow.help_step:
         help_now = ctx.flow.step(ctx.flow.help_step)
         rows.append((page.button(plain(page.text.t(help_now.title)), GoTo(help_now.id)),))
@@ -78,6 +78,17 @@ def change_list(ctx: Context, state: ConversationState) -> Reply:
     return Reply(page.text.s("change_which"), tuple(rows), protect=True, rtl=page.text.rtl)
 
 
+def cancel_confirm(ctx: Context, state: ConversationState) -> Reply:
+    page = _Page(ctx, state)
+    text = page.text
+    rows: list[Row] = [
+        (page.action(text.s("delete_yes"), Action.DELETE),),
+        (page.action(text.s("delete_no"), Action.KEEP),),
+    ]
+    rows += page.global_rows(ctx.flow.step(state.step))
+    return Reply(text.s("delete_confirm"), tuple(rows), protect=True, rtl=text.rtl)
+
+
 def notice(ctx: Context, state: ConversationState, key: str, *more: str, **values: str) -> Reply:
     text = Text.of(ctx, state)
     html_text = "\n\n".join(text.s(k, **values) for k in (key, *more))
@@ -93,7 +104,9 @@ class _Page:
     def text(self) -> Text:
         return Text.of(self.ctx, self.state)
 
-    def button(self, label: str, press: QuickExit | OpenLanguages | OpenMenu | GoTo) -> Button:
+    def button(
+        self, label: str, press: QuickExit | OpenLanguages | OpenMenu | Resume | GoTo
+    ) -> Button:
         return Button(label, callbacks.encode(press))
 
     def action(self, label: str, value: str) -> Button:

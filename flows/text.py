@@ -82,7 +82,9 @@ class Text:
         if not items:
             return ""
         try:
-            return format_list(list(items), style="standard", locale=self.language.replace("-", "_"))
+            return format_list(
+                list(items), style="standard", locale=self.language.replace("-", "_")
+            )
         except (ValueError, UnknownLocaleError):
             return ", ".join(items)
 

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.kinds import REMOVED_STATUS, RequestStatus
 from storage.models import (
-    RemovedRequest,
     Base,
     ChatMessage,
     ContactRequest,
@@ -23,6 +22,7 @@ from storage.models import (
     Notice,
     OrganisationKey,
     ProcessedUpdate,
+    RemovedRequest,
 )
 
 # Telegram lets a bot delete messages in a private chat for 48 hours; older ids are useless.

@@ -14,6 +14,7 @@ from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows.kinds import RequestStatus
+from storage import queries
 from storage.db import checkpoint
 from storage.models import (
     ChatMessage,
@@ -24,7 +25,6 @@ from storage.models import (
     RemovedRequest,
     SendGap,
 )
-from storage import queries
 from storage.queries import MESSAGE_DELETE_WINDOW
 
 # Telegram stops redelivering an update long before this.

@@ -133,9 +133,9 @@ async def test_leaving_the_form_keeps_the_draft_and_continue_resumes(
     assert away.button_texts()[0] == flow_string(shown_in, "resume"), away.button_texts()
     await user.press(flow_string(shown_in, "resume"))
     back = await one(user)
-    assert tr(shown_in, "When is it safe to contact you? Choose all that fit, then press Done.") in (
-        plain(back)
-    )
+    assert tr(
+        shown_in, "When is it safe to contact you? Choose all that fit, then press Done."
+    ) in (plain(back))
     # Every answer is still there: the summary shows the phone number typed before leaving.
     await user.press(NOT_PICKED + tr(shown_in, "Evenings"))
     await one(user)

@@ -2,7 +2,9 @@
 through the pure engine only and written down turn by turn (see README.md here).
 
 The script is the same in every language: welcome, every menu screen, a language switch, the
-contact form (walked by tests/walker.py) with a phone number, a changed answer and Send, the
+contact form (walked by tests/walker.py) with a phone number, "in danger" and the emergency
+screen, a changed multi-choice answer with words of her own, the menu and "Continue my
+request", a cancel not confirmed, and Send, the
 form again with an email address, typed text where buttons are expected, an invalid phone
 number, a stale button, /status with a code, the status screen with a bad code and a good
 one, /forget and quick exit. Effects are answered as the edges answer them (a stored request,
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bot.config import bundled_deployment_path, load_deployment
-from flows.definition import load_flow
+from flows.definition import NavButton, load_flow
 from flows.effects import CheckStatus, Effect, ForgetMe, SubmitRequest
 from flows.engine import Context, Outcome, initial_state, step
 from flows.events import (
@@ -33,6 +35,7 @@ from flows.events import (
     TextReceived,
 )
 from flows.i18n import load_catalogs, native_name
+from flows.render import NOT_PICKED, PICKED
 from flows.replies import Button, Reply
 from tests.walker import Move, Press, option_label, walk
 
@@ -220,21 +223,26 @@ def script(ctx: Context, lang: str) -> Conversation:
     c.press(c.tr(next(b.label for b in flow.step(flow.entry).buttons if b.goto == flow.menu)))
     c.type("hello")  # typed text where buttons are expected
 
-    # every screen the menu leads to, and the screens those lead to, each time back to the menu
+    # every information screen, each reached from the menu by its shortest path of buttons
     def is_screen(step_id: str) -> bool:
         return flow.step(step_id).kind == "screen"
 
-    screens = [b for b in flow.step(flow.menu).buttons if is_screen(b.goto)]
-    seen = {flow.entry, flow.menu, *(b.goto for b in screens)}
-    for parent in screens:
-        c.press(c.tr(parent.label))
-        children = [b for b in flow.step(parent.goto).buttons if is_screen(b.goto)]
-        for number, child in enumerate(b for b in children if b.goto not in seen):
-            if number:
-                c.press(c.label("menu"))
-                c.press(c.tr(parent.label))
-            seen.add(child.goto)
-            c.press(c.tr(child.label))
+    def shown_here(button: NavButton) -> bool:
+        return button.when != "policy_translated" or lang != dep.policy.language
+
+    paths: dict[str, list[NavButton]] = {flow.menu: []}
+    todo = deque([flow.menu])
+    while todo:
+        at = todo.popleft()
+        for b in flow.step(at).buttons:
+            if is_screen(b.goto) and b.goto not in paths and shown_here(b):
+                paths[b.goto] = [*paths[at], b]
+                todo.append(b.goto)
+    for target, path in paths.items():
+        if target == flow.menu:
+            continue
+        for b in path:
+            c.press(c.tr(b.label))
         c.press(c.label("menu"))
 
     # switch to another language and back
@@ -268,8 +276,17 @@ def script(ctx: Context, lang: str) -> Conversation:
     # change one answer from the summary; a button of an earlier screen is stale
     c.press(c.label("change"))
     c.press(c.tr(flow.step(TIMES).summary_label))
-    c.press(option_label(flow, dep, ctx.catalogs, lang, TIMES, "weekends"))
+    c.press(PICKED + option_label(flow, dep, ctx.catalogs, lang, TIMES, "evenings"))
+    c.press(NOT_PICKED + option_label(flow, dep, ctx.catalogs, lang, TIMES, "weekends"))
+    c.type("Tuesdays after 10")  # words of her own, as one more safe time
+    c.press(c.label("done"))
     c.press_old(consent_yes)
+    # leave the form and come back: every answer kept
+    c.press(c.label("menu"))
+    c.press(c.label("resume"))
+    # "Cancel and delete" asks first; "No, keep them" keeps them
+    c.press(c.label("cancel"))
+    c.press(c.label("delete_no"))
     c.press(c.label("confirm"))
 
     # the form again, with an email address and every optional question skipped

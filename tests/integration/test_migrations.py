@@ -259,9 +259,7 @@ async def _check_0002(session: AsyncSession, state: dict[str, Any]) -> None:
     key = state["key"]
     inbox = await session.get(InboxUpdate, 2**41)
     assert inbox is not None and inbox.lane == 0 and aware(inbox.received_at) == state["at"]
-    assert open_json(key, "inbox:" + "e" * 64, inbox.payload) == {
-        "update": {"update_id": 2**41}
-    }
+    assert open_json(key, "inbox:" + "e" * 64, inbox.payload) == {"update": {"update_id": 2**41}}
     item = (await session.scalars(select(OutboxItem))).one()
     assert (item.kind, item.lane, item.attempts) == ("send", 1, 2)
     assert open_json(key, "outbox:" + "e" * 64, item.payload) == {"html": "x"}

@@ -32,6 +32,7 @@ from flows import (
     load_flow,
     parse_deployment,
 )
+from flows.render import NOT_PICKED
 from storage import queries
 from storage.db import transaction
 from storage.drafts import open_draft
@@ -53,7 +54,6 @@ from tests.integration.support import (
     only_sqlite,
     sqlite_files,
 )
-from flows.render import NOT_PICKED
 from tests.walker import Press, walk
 
 USER_ID = "987654321"

@@ -1,5 +1,6 @@
-"""Plain words (content brief): the English source strings aim at a reading age of about 9.
-Flesch reading ease, measured per paragraph: a median of 70 or more, none below 50. The
+"""Plain words (content brief, issue 12): the English source strings aim at a reading age of
+about 9. Flesch reading ease: a median paragraph of 80 or more, and no sentence below 60
+(paragraphs are split into sentences, so one hard sentence cannot hide among easy ones). The
 force's quoted policy wording is deployment data, not flow content, so it is not measured.
 Syllables come from pyphen's hyphenation dictionary, a close, dependency-free proxy."""
 
@@ -16,6 +17,9 @@ from flows.definition import load_flow
 _DICT = pyphen.Pyphen(lang="en_GB")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
+MEDIAN_AT_LEAST = 80
+EVERY_SENTENCE_AT_LEAST = 60
 
 
 def syllables(word: str) -> int:
@@ -33,20 +37,52 @@ def flesch(text: str) -> float:
 
 
 def paragraphs() -> list[str]:
+    """Victim-facing English: every screen's paragraphs, the interface strings that are
+    sentences (six words or more) and both forms of every plural."""
     flow = load_flow()
     texts = [p for s in flow.steps.values() for p in s.text]
     texts += [v for v in flow.strings.values() if len(v.split()) >= 6]
+    texts += [form for pair in flow.plurals.values() for form in pair]
     return [re.sub(r"\{[a-z_]+\}", "Name", t) for t in texts]
+
+
+def sentences(paragraph: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_BREAK.split(paragraph) if s.strip()]
+
+
+def all_sentences() -> list[str]:
+    return list(dict.fromkeys(s for p in paragraphs() for s in sentences(p)))
 
 
 def test_the_median_paragraph_is_easy_to_read() -> None:
     scores = [flesch(p) for p in paragraphs()]
-    assert statistics.median(scores) >= 70, statistics.median(scores)
+    assert statistics.median(scores) >= MEDIAN_AT_LEAST, statistics.median(scores)
 
 
-@pytest.mark.parametrize("paragraph", paragraphs())
-def test_no_paragraph_is_hard_to_read(paragraph: str) -> None:
-    assert flesch(paragraph) >= 50, paragraph
+def test_the_median_sentence_is_easy_to_read() -> None:
+    scores = [flesch(s) for s in all_sentences()]
+    assert statistics.median(scores) >= MEDIAN_AT_LEAST, statistics.median(scores)
+
+
+@pytest.mark.parametrize("sentence", all_sentences(), ids=lambda s: s[:50])
+def test_no_sentence_is_hard_to_read(sentence: str) -> None:
+    assert flesch(sentence) >= EVERY_SENTENCE_AT_LEAST, sentence
+
+
+def test_sentences_are_split_where_they_end() -> None:
+    assert sentences("Call 999. If you cannot speak, press 55! Is it safe? Yes") == [
+        "Call 999.",
+        "If you cannot speak, press 55!",
+        "Is it safe?",
+        "Yes",
+    ]
+    # a hard sentence is caught even inside an easy paragraph
+    hidden = "Call 999. You can leave. " + (
+        "Notwithstanding institutional interoperability considerations, comprehensive "
+        "organisational accountability necessitates documentation."
+    )
+    assert flesch(hidden) > min(flesch(s) for s in sentences(hidden))
+    assert min(flesch(s) for s in sentences(hidden)) < EVERY_SENTENCE_AT_LEAST
 
 
 def test_the_measure_can_tell_hard_from_easy() -> None:

@@ -18,7 +18,7 @@ import pytest
 from bot.config import bundled_deployment_path
 from flows.callbacks import encode_seq
 from flows.check import TEXT_LIMIT, _TagChecker
-from flows.definition import CALLBACK_DATA_MAX_BYTES, bundled_flow_path, load_flow
+from flows.definition import CALLBACK_DATA_MAX_BYTES, Flow, Step, bundled_flow_path, load_flow
 from flows.deployment import parse_deployment
 from flows.effects import Effect
 from flows.engine import Context, Outcome, initial_state, step
@@ -28,14 +28,16 @@ from flows.events import (
     Event,
     NonTextReceived,
     QuickExitRequested,
+    RequestStored,
     Started,
     TextReceived,
 )
+from flows.form import choices_answer
 from flows.i18n import is_rtl, load_catalogs
 from flows.replies import Button, Reply
 from flows.state import ConversationState
 from flows.text import FSI, PDI
-from tests.walker import Move, Type, walk
+from tests.walker import OWN, Move, Type, walk
 
 LANGUAGES = ("en", "pl", "ar")
 METHODS = ("call", "sms", "whatsapp", "email")
@@ -209,6 +211,17 @@ class Driver:
         text = self.tr(self.ctx.flow.string(key))
         return text.format_map({k: html.escape(v, quote=False) for k, v in filled.items()})
 
+    def notice(self, key: str, *more: str, **values: str) -> str:
+        """A notice of several interface strings, one paragraph each, as `Turn.say` joins them."""
+        return "\n\n".join(self.msg(k, **values) for k in (key, *more))
+
+    def plural(self, key: str, n: int, **values: str) -> str:
+        """The flow's plural string `key` for `n`, in the conversation's language."""
+        singular, plural = self.ctx.flow.plurals[key]
+        text = self.ctx.catalogs.get(self.language).ngettext(singular, plural, n)
+        filled = {k: html.escape(v, quote=False) for k, v in values.items()}
+        return html.escape(text, quote=False).format_map({**filled, "n": self.ltr(str(n))})
+
     def label(self, key: str) -> str:
         """A button label from [strings], as plain text."""
         return html.unescape(self.msg(key))
@@ -243,7 +256,7 @@ class Driver:
         for move in self.walk(plan):
             assert self.step_id == move.step, (move, self.replies)
             current = self.ctx.flow.step(self.step_id)
-            if current.kind == "question":
+            if current.kind == "question" and current.id not in visited[-1:]:
                 visited.append(current.id)
                 assert current.field in plan, f"the plan has no answer for {current.field!r}"
             self.perform(move)
@@ -317,3 +330,124 @@ def drive(ctx: Context) -> Callable[..., Driver]:
 @pytest.fixture(params=LANGUAGES)
 def lang(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
+
+
+def stored_answer(question: Step, value: str) -> str:
+    """A plan value (tests/walker.py) as the engine stores it for `question`."""
+    if question.input == "phone":
+        return PHONE_E164 if value == PHONE_TYPED else value
+    if question.input == "choices":
+        if value.startswith(OWN):
+            stored = choices_answer([], value[len(OWN) :])
+        else:
+            stored = choices_answer(value.split("+"), "")
+        assert stored is not None
+        return stored
+    return value
+
+
+def shown_screens(flow: Flow) -> set[str]:
+    """Screens an answer shows at once (an option's `show`: help.now after "in danger")."""
+    return {o.show for s in flow.steps.values() for o in s.options if o.show}
+
+
+def help_row(d: Driver) -> tuple[Button, ...]:
+    """The "I need help now" row offered after unexpected input."""
+    help_now = d.ctx.flow.step(d.ctx.flow.help_step)
+    return (Button(html.unescape(d.tr(help_now.title)), f"g:{help_now.id}"),)
+
+
+def resume_row(d: Driver) -> tuple[Button, ...]:
+    """The "Continue my request" row information screens start with while a draft is kept."""
+    return (Button(d.label("resume"), "r"),)
+
+
+def assert_help_row_added(d: Driver, before: Reply) -> None:
+    """The latest screen is `before` again, with "I need help now" as its first row."""
+    assert d.screen.html == before.html
+    assert d.screen.buttons == (help_row(d), *before.buttons), d.screen.buttons
+
+
+Drive = Callable[..., Driver]
+
+
+def at_summary(drive: Drive, lang: str, method: str = "call", **overrides: str | None) -> Driver:
+    d = drive(lang)
+    d.fill_form(form_plan(method, **overrides))
+    assert d.step_id == "contact.summary"
+    return d
+
+
+def at_question(drive: Drive, lang: str, target: str, method: str = "call") -> Driver:
+    d = drive(lang)
+    d.data("g:contact.consent")  # the form opened from the welcome screen, not the menu
+    for move in d.walk(form_plan(method), until=target):
+        if move.step == d.ctx.flow.menu:
+            continue
+        assert d.step_id == move.step, (move, d.replies)
+        # a question, or the screen an answer shows first (help.now after "in danger")
+        kind = d.ctx.flow.step(d.step_id).kind
+        assert kind == "question" or d.step_id in shown_screens(d.ctx.flow), d.step_id
+        d.perform(move)
+    assert d.step_id == target, (target, d.replies)
+    return d
+
+
+def answer_until_summary(d: Driver, plan: dict[str, str | None]) -> list[str]:
+    """Answer whatever question is shown from `plan` until the summary; the steps asked."""
+    asked = []
+    for _ in range(len(d.ctx.flow.form) + 1):
+        if d.step_id == "contact.summary":
+            return asked
+        current = d.ctx.flow.step(d.step_id)
+        assert current.kind == "question", d.step_id
+        asked.append(current.id)
+        value = plan[current.field or ""]
+        if value is None:
+            d.answer("skip")
+        elif current.input == "choice":
+            d.answer(value)
+        elif current.input == "choices":
+            for picked in value.split("+"):
+                d.answer(picked)
+            d.answer("done")
+        else:
+            d.text(value)
+        assert d.step_id != current.id, (current.id, d.replies)
+    raise AssertionError(f"the form did not reach the summary: {asked}")
+
+
+def method_for(sid: str) -> str:
+    """A contact method under which question `sid` is asked."""
+    return {"contact.email": "email"}.get(sid, "call")
+
+
+def reach_step(drive: Drive, lang: str, sid: str) -> Driver:
+    """A conversation in `lang` on step `sid`, reached as a person would (the form with the
+    bundled plan's answers so far; the done screen after a stored request)."""
+    flow = drive(None).ctx.flow
+    step = flow.step(sid)
+    if step.kind == "question":
+        return at_question(drive, lang, sid, method=method_for(sid))
+    if step.kind in ("summary", "done"):
+        d = at_summary(drive, lang)
+        if step.kind == "done":
+            d.answer("confirm")
+            d.send(RequestStored(REFERENCE))
+        assert d.step_id == sid
+        return d
+    d = drive(lang)
+    if sid == flow.entry:
+        pass
+    elif sid == flow.menu:
+        d.press(data="m")
+    elif step.kind == "language":
+        d.press(data="l")
+    elif step.kind in ("status", "forget"):
+        d.command(step.kind)
+    elif step.kind == "exit":
+        d.quick_exit()
+    else:
+        d.data(f"g:{sid}")
+    assert d.step_id == sid, (sid, d.replies)
+    return d

@@ -10,6 +10,7 @@ import pytest
 
 from flows.definition import (
     CALLBACK_DATA_MAX_BYTES,
+    REQUIRED_PLURALS,
     REQUIRED_STRINGS,
     build_flow,
     load_flow,
@@ -196,6 +197,7 @@ def test_when_names_a_field_no_question_sets(flow_toml: FlowToml) -> None:
 def small_flow_toml(b_next: str) -> str:
     """A whole flow file: "Go on?" leads to questions a and b, asked only after a "yes"."""
     strings = "\n".join(f'{key} = "{key}"' for key in sorted(REQUIRED_STRINGS))
+    plurals = "\n".join(f'{key} = ["{{n}} day", "{{n}} days"]' for key in sorted(REQUIRED_PLURALS))
     when = 'when = { field = "go_on", in = ["yes"] }'
     special = "\n".join(
         f'[steps.{kind}]\nkind = "{kind}"\ntitle = "{kind}"'
@@ -210,7 +212,12 @@ menu = "menu"
 [steps.menu]
 kind = "screen"
 title = "Menu"
-buttons = [{{ label = "Start", goto = "start" }}]
+buttons = [{{ label = "Start", goto = "start" }}, {{ label = "Help now", goto = "help" }}]
+
+[steps.help]
+kind = "screen"
+urgent = true
+title = "Help now"
 
 [steps.start]
 kind = "question"
@@ -243,7 +250,7 @@ next = "{b_next}"
 {strings}
 
 [plurals]
-retention_days = ["{{n}} day", "{{n}} days"]
+{plurals}
 """
 
 
@@ -279,10 +286,10 @@ def test_a_skip_loop_in_the_bundled_flow_is_refused(flow_toml: FlowToml) -> None
 
 def test_unknown_block_and_deployment_condition(flow_toml: FlowToml) -> None:
     data = flow_toml()
-    data["steps"]["privacy"]["blocks"].append("weather")
+    data["steps"]["privacy.request"]["blocks"].append("weather")
     data["steps"]["contact.organisation"]["when"] = {"deployment": "moon_phase"}
     problems = problems_of(data)
-    assert_named(problems, "'privacy'", "'weather'")
+    assert_named(problems, "'privacy.request'", "'weather'")
     assert_named(problems, "'contact.organisation'", "'moon_phase'")
 
 

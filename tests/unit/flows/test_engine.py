@@ -26,6 +26,7 @@ from flows.events import (
     StatusChecked,
     TextReceived,
 )
+from flows.form import choices_answer
 from flows.state import ConversationState
 from flows.text import FSI, PDI
 from flows.validators import Valid, validate
@@ -40,7 +41,12 @@ from tests.unit.flows.conftest import (
     REFERENCE,
     REFERENCE_SHOWN,
     Driver,
+    answer_until_summary,
+    assert_help_row_added,
+    at_question,
+    at_summary,
     form_plan,
+    stored_answer,
 )
 
 Drive = Callable[..., Driver]
@@ -82,15 +88,8 @@ def expected_answers(ctx: Context, visited: list[str], plan: dict[str, str | Non
         assert fld is not None
         value = plan[fld]
         if value is not None:
-            out[fld] = PHONE_E164 if fld == "phone" else value
+            out[fld] = stored_answer(ctx.flow.step(sid), value)
     return out
-
-
-def at_summary(drive: Drive, lang: str, method: str = "call", **overrides: str | None) -> Driver:
-    d = drive(lang)
-    d.fill_form(form_plan(method, **overrides))
-    assert d.step_id == "contact.summary"
-    return d
 
 
 def submitted(d: Driver) -> SubmitRequest:
@@ -195,9 +194,15 @@ def test_every_screen_reachable_from_the_menu_renders(drive: Drive, lang: str) -
     assert {"contact.consent", "status", "forget"} <= set(seen)
     # the screens that show deployment content
     assert "0808 2000 247" in seen["help.now"]
-    assert "Eastshire Migrant Women" in seen["specialist"]
-    assert "<blockquote>" in seen["safe.report"]
-    assert "30" in seen["privacy"]
+    assert "0808 2000 247" in seen["specialist"]
+    assert "Eastshire Migrant Women" in seen["specialist.local"]
+    assert "<blockquote>" in seen["safe.words"]
+    assert d.ltr("30") in seen["privacy.request"]  # the retention period
+    assert d.ltr("60") in seen["privacy"]  # how long an unfinished form is kept
+    assert {"safe.exception", "safe.words", "privacy.request", "privacy.delete"} <= set(seen)
+    assert {"specialist.more", "specialist.local", "rights.more"} <= set(seen)
+    # the original wording is offered only where the policy is shown translated
+    assert ("safe.original" in seen) == (lang != d.ctx.deployment.policy.language)
 
 
 def test_language_screen_names_each_language_in_itself(drive: Drive, lang: str) -> None:
@@ -240,7 +245,7 @@ def test_contact_request_walk(drive: Drive, lang: str, method: str, skip_optiona
     assert d.tr("Check your answers") in summary
     if method == "email":
         assert d.ltr(EMAIL) in summary
-        assert d.tr("Phone number") not in summary
+        assert d.tr("Safe phone number") not in summary
     else:
         assert d.ltr(PHONE_SHOWN) in summary
         assert d.tr("Email") + "</b>" not in summary
@@ -254,7 +259,8 @@ def test_contact_request_walk(drive: Drive, lang: str, method: str, skip_optiona
     else:
         assert "bluebird" in summary
         assert "Please call after 6pm." in summary
-        assert d.tr("Yes, I need an interpreter") in summary
+        assert d.tr("Yes, needed") in summary  # the option's `summary` wording
+        assert d.tr("Yes, I need an interpreter") not in summary
 
     d.answer("confirm")
     assert d.step_id == "contact.submitting"
@@ -272,7 +278,7 @@ def test_contact_request_walk(drive: Drive, lang: str, method: str, skip_optiona
     assert done_title in d.screen.html
     assert d.ltr(REFERENCE_SHOWN) in d.screen.html
     assert d.msg("reference_intro") in d.screen.html
-    assert dict(d.answers) == {"reference": REFERENCE}
+    assert dict(d.answers) == {"reference": REFERENCE, "routed_to": "eastshire-hub"}
     assert d.has(data="x")
 
 
@@ -357,9 +363,9 @@ def test_change_an_answer_from_the_summary(drive: Drive, lang: str) -> None:
     assert d.step_id == "contact.summary"
     assert d.screen.html == d.msg("change_which")
     labels = [b.label for b in d.buttons() if b.data.startswith("a:")]
-    assert html.unescape(d.tr("Phone number")) in labels
-    assert html.unescape(d.tr("Email")) not in labels  # does not apply to a call
-    d.press(html.unescape(d.tr("Phone number")))
+    assert html.unescape(d.tr("Safe phone number")) in labels
+    assert html.unescape(d.tr("Safe email")) not in labels  # does not apply to a call
+    d.press(html.unescape(d.tr("Safe phone number")))
     assert d.step_id == "contact.phone"
     assert d.state.editing
     assert d.ltr(PHONE_SHOWN) in d.screen.html  # the current answer is shown
@@ -377,30 +383,15 @@ def test_change_a_choice_from_the_summary(drive: Drive) -> None:
     d = at_summary(drive, "en")
     d.answer("change")
     d.press("Safe times")
+    assert d.state.editing
+    d.answer("evenings")  # unpick the old answer
     d.answer("weekends")
+    assert d.step_id == "contact.times"
+    d.answer("done")
     assert d.step_id == "contact.summary"
-    assert d.answers["times"] == "weekends"
+    assert d.answers["times"] == choices_answer(["weekends"], "")
     assert "Weekends" in d.screen.html
-
-
-def answer_until_summary(d: Driver, plan: dict[str, str | None]) -> list[str]:
-    """Answer whatever question is shown from `plan` until the summary; the steps asked."""
-    asked = []
-    for _ in range(len(d.ctx.flow.form) + 1):
-        if d.step_id == "contact.summary":
-            return asked
-        current = d.ctx.flow.step(d.step_id)
-        assert current.kind == "question", d.step_id
-        asked.append(current.id)
-        value = plan[current.field or ""]
-        if value is None:
-            d.answer("skip")
-        elif current.input == "choice":
-            d.answer(value)
-        else:
-            d.text(value)
-        assert d.step_id != current.id, (current.id, d.replies)
-    raise AssertionError(f"the form did not reach the summary: {asked}")
+    assert "Evenings" not in d.screen.html
 
 
 def test_changing_method_drops_answers_that_no_longer_apply(drive: Drive) -> None:
@@ -416,7 +407,7 @@ def test_changing_method_drops_answers_that_no_longer_apply(drive: Drive) -> Non
     d.answer("confirm")
     answers = submitted(d).answers
     assert answers["method"] == "email" and answers["email"] == EMAIL
-    assert answers["times"] == "evenings"  # still stands after the change: not asked again
+    assert answers["times"] == choices_answer(["evenings"], "")  # still stands: not asked again
     assert not {"phone", "someone_else", "leave_message"} & set(answers)
 
 
@@ -432,7 +423,7 @@ def test_changing_method_asks_only_the_questions_that_now_apply(drive: Drive) ->
     assert d.step_id == "contact.summary"
     assert not d.state.editing
     assert d.ltr(EMAIL) in d.screen.html
-    assert d.answers["times"] == "evenings"
+    assert d.answers["times"] == choices_answer(["evenings"], "")
 
 
 def test_changing_method_to_another_phone_method_keeps_the_phone(drive: Drive) -> None:
@@ -465,20 +456,25 @@ def test_withdrawing_consent_from_the_summary_sends_nothing(drive: Drive) -> Non
     assert dict(d.answers) == {}
 
 
-def test_cancel_from_the_summary_clears_answers(drive: Drive, lang: str) -> None:
+def test_cancel_from_the_summary_clears_answers_once_confirmed(drive: Drive, lang: str) -> None:
     d = at_summary(drive, lang)
     d.answer("cancel")
+    assert d.step_id == "contact.summary"  # asked first, nothing deleted yet
+    assert d.answers
+    d.answer("delete")
     assert d.step_id == "menu"
     assert dict(d.answers) == {}
+    assert d.state.resume is None
     assert not d.effects
 
 
-def test_talk_to_a_support_worker_starts_a_fresh_draft(drive: Drive) -> None:
+def test_talk_to_a_support_worker_resumes_the_draft(drive: Drive) -> None:
     d = at_summary(drive, "en")
+    answers = dict(d.answers)
     d.press(data="m")
     d.data("g:contact.consent")
-    assert d.step_id == "contact.consent"
-    assert dict(d.answers) == {}
+    assert d.step_id == "contact.summary"
+    assert dict(d.answers) == answers
 
 
 def test_declining_consent_goes_back_to_the_menu(drive: Drive, lang: str) -> None:
@@ -489,19 +485,6 @@ def test_declining_consent_goes_back_to_the_menu(drive: Drive, lang: str) -> Non
 
 
 # ---- typed input ------------------------------------------------------------------------------
-
-
-def at_question(drive: Drive, lang: str, target: str, method: str = "call") -> Driver:
-    d = drive(lang)
-    d.data("g:contact.consent")  # the form opened from the welcome screen, not the menu
-    for move in d.walk(form_plan(method), until=target):
-        if move.step == d.ctx.flow.menu:
-            continue
-        assert d.step_id == move.step, (move, d.replies)
-        assert d.ctx.flow.step(d.step_id).kind == "question", d.step_id
-        d.perform(move)
-    assert d.step_id == target, (target, d.replies)
-    return d
 
 
 @pytest.mark.parametrize("typed", ["12", "abc", "999", "+44", "0" * 30, "   "])
@@ -569,9 +552,10 @@ def test_huge_text_on_an_info_screen_asks_for_buttons(drive: Drive, lang: str) -
     d.data("g:privacy")
     before = d.state
     d.text("x" * 10_000)
-    assert d.replies[0].html == d.msg("buttons_only")
+    assert d.replies[0].html == d.notice("buttons_only", "emergency_line")
     assert d.state == before
     assert d.screen.html == d.history[-2].replies[-1].html
+    assert_help_row_added(d, d.history[-2].replies[-1])
 
 
 def test_html_typed_into_the_form_is_escaped(drive: Drive) -> None:
@@ -620,7 +604,7 @@ def test_skip_is_refused_on_a_required_question(drive: Drive) -> None:
 def test_typing_on_a_choice_question_asks_for_buttons(drive: Drive) -> None:
     d = at_question(drive, "en", "contact.method")
     d.text("call")
-    assert d.replies[0].html == d.msg("buttons_only")
+    assert d.replies[0].html == d.notice("buttons_only", "emergency_line")
     assert d.step_id == "contact.method"
     assert "method" not in d.answers
 
@@ -704,11 +688,11 @@ def test_forged_summary_action_with_unicode_digits_is_stale(drive: Drive, value:
 
 
 GLOBAL_STATES = ["welcome", "menu", "question", "summary", "done", "status", "forget", "exit"]
-GLOBAL_STATES += ["language", "change-list"]
+GLOBAL_STATES += ["language", "change-list", "cancel-confirm", "help-now"]
 
 
 def reach(drive: Drive, lang: str, where: str) -> Driver:
-    if where in {"question", "summary", "done", "change-list"}:
+    if where in {"question", "summary", "done", "change-list", "cancel-confirm"}:
         d = (
             at_summary(drive, lang)
             if where != "question"
@@ -719,6 +703,8 @@ def reach(drive: Drive, lang: str, where: str) -> Driver:
             d.send(RequestStored(REFERENCE))
         if where == "change-list":
             d.answer("change")
+        if where == "cancel-confirm":
+            d.answer("cancel")
         return d
     d = drive(lang)
     if where == "menu":
@@ -729,6 +715,9 @@ def reach(drive: Drive, lang: str, where: str) -> Driver:
         d.quick_exit()
     elif where == "language":
         d.press(data="l")
+    elif where == "help-now":
+        d.text("help")
+        d.press(data="g:help.now")
     return d
 
 
@@ -771,11 +760,12 @@ def test_non_text_gets_a_calm_reply_and_the_screen_again(
     d = reach(drive, lang, where)
     before, shown = d.state, d.screen
     d.non_text(kind)
-    assert len(d.replies) == 2
-    assert d.replies[0].html == d.msg(key)
+    assert len(d.replies) == 2  # one notice, then the screen
+    assert d.replies[0].html == d.notice(key, "emergency_line")
     assert d.replies[0].buttons == ()
     assert d.state == before
-    assert d.screen == shown
+    assert d.screen.html == shown.html
+    assert_help_row_added(d, shown)
     assert not d.effects
 
 
@@ -862,8 +852,10 @@ def test_arabic_isolates_numbers_and_codes(drive: Drive) -> None:
     assert f"{FSI}{REFERENCE_SHOWN}{PDI}" in d.screen.html
     d.data("g:help.now")
     assert f"{FSI}0808 2000 247{PDI}" in d.screen.html
-    d.data("g:privacy")
+    d.data("g:privacy.request")
     assert f"{FSI}30{PDI}" in d.screen.html
+    d.data("g:privacy")
+    assert f"{FSI}60{PDI}" in d.screen.html
 
 
 @pytest.mark.parametrize("lang", ["en", "pl"])
@@ -981,9 +973,11 @@ def test_forget_no_goes_back_to_the_menu(drive: Drive) -> None:
 
 def test_unknown_command_asks_for_buttons(drive: Drive) -> None:
     d = drive("en")
+    shown = d.screen
     d.command("xyz")
-    assert d.replies[0].html == d.msg("buttons_only")
+    assert d.replies[0].html == d.notice("buttons_only", "emergency_line")
     assert d.step_id == "welcome"
+    assert_help_row_added(d, shown)
     for name in ("menu", "help"):
         d.command(name)
         assert d.step_id == "menu"
@@ -1025,7 +1019,10 @@ def test_restored_state_round_trip_continues(drive: Drive) -> None:
     d2 = drive(None, state=restored)
     d2.screen_replies = d.screen_replies
     d2.answer("evenings")
+    assert d2.step_id == "contact.times"
+    d2.answer("done")
     assert d2.step_id == "contact.voicemail"
+    assert d2.answers["times"] == choices_answer(["evenings"], "")
 
 
 # ---- a draft lost in the middle of the form ---------------------------------------------------
@@ -1051,8 +1048,8 @@ def assert_draft_expired(d: Driver) -> None:
 
 def test_draft_expired_message_says_nothing_was_sent(ctx: Context) -> None:
     assert ctx.flow.string("draft_expired") == (
-        "To keep you safe, your unfinished answers were deleted after a while. Nothing was "
-        "sent. You can start again at any time."
+        "To keep you safe, your unfinished answers were deleted {draft_minutes} minutes after "
+        "your last answer. Nothing was sent. You can start again at any time."
     )
 
 

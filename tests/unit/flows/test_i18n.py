@@ -120,19 +120,27 @@ def test_polish_plural_forms(ctx: Context) -> None:
     assert forms[5] == forms[25] != forms[1]
 
 
+def skip_unless_arabic_plural_translated(ctx: Context, key: str) -> None:
+    """Translators are still at work: an untranslated plural is compiled as the English source
+    (Babel fills empty msgstr[n] with the msgid), so `_catalog` holds English, not nothing."""
+    singular, plural = ctx.flow.plurals[key]
+    catalog = getattr(ctx.catalogs.translations["ar"], "_catalog", {})
+    entries = [catalog.get((singular, i)) for i in range(6)]
+    if not all(e and e not in (singular, plural) for e in entries):
+        pytest.skip(f"the ar catalogue's {key!r} entry is not (fully) translated yet")
+
+
 def test_arabic_plural_forms_differ(ctx: Context) -> None:
+    skip_unless_arabic_plural_translated(ctx, "retention_days")
     singular, plural = ctx.flow.plurals["retention_days"]
     tr = ctx.catalogs.translations["ar"]
-    catalog = getattr(tr, "_catalog", {})
-    entries = [catalog.get((singular, i)) for i in range(6)]
-    if not all(entries):
-        pytest.skip("the ar catalogue's 'retention_days' entry is not (fully) translated yet")
     forms = [tr.ngettext(singular, plural, n) for n in (1, 2, 3, 11, 100)]
     assert len(set(forms)) == len(forms), forms
 
 
 def test_arabic_one_day_is_said_without_a_number(ctx: Context) -> None:
     # Arabic says "one day" as يوم واحد; "{n} يوم" for n == 1 reads as "1 day(s)".
+    skip_unless_arabic_plural_translated(ctx, "retention_days")
     singular, plural = ctx.flow.plurals["retention_days"]
     one = ctx.catalogs.get("ar").ngettext(singular, plural, 1)
     assert "يوم واحد" in one

@@ -18,7 +18,7 @@ def test_values_are_the_strings_already_stored() -> None:
         "forget",
         "exit",
     }
-    assert {k.value for k in InputKind} == {"choice", "text", "phone", "email"}
+    assert {k.value for k in InputKind} == {"choice", "choices", "text", "phone", "email"}
     assert [s.value for s in RequestStatus] == ["new", "picked_up", "closed", "withdrawn"]
 
 
@@ -27,3 +27,4 @@ def test_members_compare_and_hash_as_their_strings() -> None:
     assert {"new": 1}[RequestStatus.NEW] == 1
     assert f"{StepKind.QUESTION}" == "question"
     assert "question" in STEP_KINDS and "slider" not in INPUT_KINDS
+    assert "choices" in INPUT_KINDS and InputKind.CHOICES == "choices"

@@ -79,3 +79,17 @@ def test_format_reference() -> None:
 
 def test_placeholders_of() -> None:
     assert placeholders_of("Call {helpline} or {n}; {{literal}}") == {"helpline", "n"}
+
+
+def test_a_notice_joins_its_screen_only_while_the_message_stays_readable() -> None:
+    from flows.replies import READABLE_CHARS, Button, Reply, coalesce
+
+    screen = Reply("<b>Title</b>\n\n" + "a" * 300, ((Button("Menu", "m"),),))
+    short = Reply("Please use the buttons below.")
+    (joined,) = coalesce((short, screen))
+    assert joined.html.startswith("Please use") and joined.buttons == screen.buttons
+    # tags and entities are not counted: still one message
+    tagged = Reply("<b>" + "&amp;" * (READABLE_CHARS - 320) + "</b>")
+    assert len(coalesce((tagged, screen))) == 1
+    long_notice = Reply("b" * (READABLE_CHARS - 300))
+    assert coalesce((long_notice, screen)) == (long_notice, screen)
