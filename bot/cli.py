@@ -61,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # secrets, identities) is for its owner only, whatever the shell's umask.
     os.umask(0o077)
     args = _parser().parse_args(argv)
+    from telegram.error import TelegramError
+
     from bot.config import ConfigError, load_settings
     from flows.errors import FlowError
     from storage.errors import StorageError
@@ -74,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(f"{exc.strerror or type(exc).__name__}{where}")
+    except TelegramError as exc:
+        # Its text is not shown: PTB puts the token into some of them.
+        return _fail(f"a Telegram call failed at start-up ({type(exc).__name__})")
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

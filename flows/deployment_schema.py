@@ -282,7 +282,7 @@ class Problems(list[str]):
 
 def catalogue_languages() -> frozenset[str]:
     """Languages with a catalogue in locales/, plus the source language."""
-    found = {p.parent.parent.name for p in bundled_locales_dir().glob("*/LC_MESSAGES/*.po")}
+    found = {p.parent.parent.name for p in bundled_locales_dir().glob("*/LC_MESSAGES/messages.po")}
     return frozenset({SOURCE_LANGUAGE, *found})
 
 

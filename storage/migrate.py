@@ -7,7 +7,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.db import normalise_url
