@@ -48,7 +48,7 @@ def screen(ctx: Context, state: ConversationState, *, offer_help: bool = False) 
     page = _Page(ctx, state)
     current = ctx.flow.step(state.step)
     parts, rows = page.common_parts(current), list[Row]()
-    if offer_help and current.id != ctx.flow.help_step:
+    if offer_help and ctx.flow.help_step not in {current.id, *(b.goto for b in current.buttons)}:
         help_now = ctx.flow.step(ctx.flow.help_step)
         rows.append((page.button(plain(page.text.t(help_now.title)), GoTo(help_now.id)),))
     if current.kind == StepKind.SCREEN and state.answers and state.resume:

@@ -190,6 +190,87 @@ def flow_string(lang: str, key: str) -> str:
     return tr(lang, _form_context()[0].string(key))
 
 
+def step_lines(lang: str, step_id: str) -> list[str]:
+    """The paragraphs of step `step_id`'s own text, translated (placeholders left as they
+    are)."""
+    return [tr(lang, line) for line in _form_context()[0].step(step_id).text]
+
+
+def step_title(lang: str, step_id: str) -> str:
+    return tr(lang, _form_context()[0].step(step_id).title)
+
+
+def exit_line(lang: str) -> str:
+    """The first line of what quick exit leaves in the chat (the exit step's text)."""
+    from flows.kinds import StepKind
+
+    return step_lines(lang, _form_context()[0].by_kind[StepKind.EXIT])[0]
+
+
+def help_now_label(lang: str) -> str:
+    """The "I need help now" button: the title of the flow's emergency screen."""
+    return step_title(lang, _form_context()[0].help_step)
+
+
+def calm_notice(lang: str, key: str = "buttons_only") -> str:
+    """The ONE notice for unexpected input (`buttons_only`, `not_text`, `edited`): the string
+    and the emergency line, one paragraph each, as the engine joins them."""
+    return "\n\n".join(flow_string(lang, k) for k in (key, "emergency_line"))
+
+
+def plain(message: ChatMessage | None) -> str:
+    """A message's text without the invisible direction isolates around numbers."""
+    return ((message.text if message else None) or "").replace(FSI, "").replace(PDI, "")
+
+
+def notice_then_screen(
+    replies: list[ChatMessage], notice: str, *, help_label: str | None = None
+) -> ChatMessage:
+    """A notice and the screen again after it: ONE message while the two stay within
+    flows.replies.READABLE_CHARS visible characters together, else two (the notice alone, with
+    no buttons, then the screen). With `help_label`, the screen's first row is that button
+    ("I need help now"). Returns the message with the screen."""
+    from flows.replies import READABLE_CHARS
+
+    texts = [plain(r) for r in replies]
+    assert 1 <= len(replies) <= 2, texts
+    first, screen = replies[0], replies[-1]
+    assert texts[0].startswith(notice), texts
+    assert screen.buttons(), "the screen's buttons come with it"
+    if len(replies) == 1:
+        assert len(texts[0]) <= READABLE_CHARS, (len(texts[0]), texts)
+        assert len(texts[0]) > len(notice), "the screen comes with the notice"
+    else:
+        assert texts[0] == notice and not first.buttons(), texts
+        joined = len(notice) + 2 + len(texts[1])
+        assert joined > READABLE_CHARS, f"{joined} characters could have been one message"
+    if help_label is not None:
+        assert screen.button_texts()[0] == help_label, screen.button_texts()
+    return screen
+
+
+def stored_choices(plan: str) -> str | None:
+    """The stored form of a walker plan value for a `choices` question ("evenings",
+    "mornings+weekends" in the options' order, "own:Tuesdays after 10")."""
+    from flows.form import choices_answer
+    from tests.walker import OWN
+
+    if plan.startswith(OWN):
+        return choices_answer([], plan[len(OWN) :])
+    return choices_answer(plan.split("+"), "")
+
+
+def contact_within(lang: str, org_id: str) -> str:
+    """The done screen's "{org} will try to contact you within N working days" for `org_id`,
+    in `lang` (as plain text)."""
+    flow, catalogs, deployment = _form_context()
+    org = next(o for o in deployment.receiving_organisations if o.id == org_id)
+    assert org.contact_within_days, org
+    singular, plural_form = flow.plurals["contact_within"]
+    text = catalogs.get(lang).ngettext(singular, plural_form, org.contact_within_days)
+    return str(text).format(org=org.name, n=org.contact_within_days)
+
+
 def choice_label(lang: str, step_id: str, value: str) -> str:
     """The button text that answers question `step_id` with `value`, in `lang`."""
     flow, catalogs, deployment = _form_context()
@@ -206,21 +287,45 @@ async def fill_request(
     timeout: float = 10.0,
 ) -> ChatMessage:
     """Walk the contact form from /start in `lang`, answering with `answers` (field -> value as
-    stored: option values, typed text; None or absent = Skip). Buttons are pressed by their
-    translated labels. Returns the summary screen, or the screen of question `until` (not
-    answered) when given. The moves come from the shared flow-driven walker (tests/walker.py)."""
-    flow, catalogs, deployment = _form_context()
+    stored: option values, typed text; a `choices` question takes the walker's plan value,
+    "evenings", "mornings+weekends" or "own:words"; None or absent = Skip). Buttons are pressed
+    by their translated labels. Returns the summary screen, or the screen of question `until`
+    (not answered) when given. The moves come from the shared flow-driven walker
+    (tests/walker.py)."""
     await user.send_command("/start", lang)
-    (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
+    await user.next_replies(1, quiet=quiet, timeout=timeout)
     await user.press(tr(lang, "Continue"))
-    (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
+    await user.next_replies(1, quiet=quiet, timeout=timeout)
+    return await continue_request(user, lang, answers, until=until, quiet=quiet, timeout=timeout)
+
+
+async def continue_request(
+    user: EmulatedUser,
+    lang: str,
+    answers: dict[str, str | None],
+    *,
+    from_step: str | None = None,
+    until: str | None = None,
+    quiet: float = 0.05,
+    timeout: float = 10.0,
+) -> ChatMessage:
+    """As `fill_request`, from the screen the person is on: the menu, or (`from_step`) the
+    question she has reached by the same `answers`. Returns the last screen."""
+    flow, catalogs, deployment = _form_context()
     given = {"consent": "yes", **answers}
-    for move in walk(flow, deployment, given, lang=lang, catalogs=catalogs, until=until):
+    moves = list(walk(flow, deployment, given, lang=lang, catalogs=catalogs, until=until))
+    if from_step is not None:
+        steps = [m.step for m in moves]
+        assert from_step in steps, f"{from_step!r} is not on the way: {steps}"
+        moves = moves[steps.index(from_step) :]
+    last = user.last_bot_message()
+    for move in moves:
         if isinstance(move.action, Press):
             await user.press(move.action.label)
         else:
             await user.send_text(move.action.text)
         (last,) = await user.next_replies(1, quiet=quiet, timeout=timeout)
+    assert last is not None
     return last
 
 

@@ -7,25 +7,43 @@ from __future__ import annotations
 import asyncio
 
 from bot.app import RunningServer
+from flows.definition import load_flow
+from flows.i18n import native_name
+from tests.e2e.conftest import (
+    calm_notice,
+    continue_request,
+    exit_line,
+    fill_request,
+    flow_string,
+    help_now_label,
+    notice_then_screen,
+    plain,
+    step_lines,
+    step_title,
+    tr,
+)
 from tests.e2e.emulator import BotApiEmulator, ChatMessage, EmulatedUser
 
 PHONE = "07911 123456"
 EMAIL = "someone@example.org"
+CODEWORD_LIMIT = load_flow().step("contact.codeword").max_length
 
-# [strings] of flows/content/victim.toml (English source).
-NOT_TEXT = "I cannot open photos, voice messages, stickers or files."
-EDITED = "Changes to a sent message are not read."
-STALE = "That button is from an earlier message. Here is where you are now."
-BUTTONS_ONLY = "Please use the buttons below."
-TOO_LONG = "That is too long. Please use no more than 40 characters."
-NEUTRAL = "Chat cleared."
-FORGOTTEN = "Done. Your answers and your place in this chat are deleted."
-WELCOME_EN = "Welcome"
-MENU_EN = "How can I help?"
-WELCOME_PL = "Witamy"
-WELCOME_AR = "أهلًا بكِ"
-MENU_PL = "Jak mogę pomóc?"
-MENU_AR = "كيف يمكنني أن أساعدكِ؟"
+# What the person reads, from the catalogues (flows/content/victim.toml and its translations).
+STALE = flow_string("en", "stale_button")
+TOO_LONG = flow_string("en", "too_long").format(limit=CODEWORD_LIMIT)
+NEUTRAL = exit_line("en")
+FORGOTTEN = flow_string("en", "forgotten")
+WELCOME_EN = step_title("en", "welcome")
+MENU_EN = step_title("en", "menu")
+WELCOME_PL = step_title("pl", "welcome")
+WELCOME_AR = step_title("ar", "welcome")
+MENU_PL = step_title("pl", "menu")
+MENU_AR = step_title("ar", "menu")
+METHOD_Q = tr("en", "How is it safe to contact you?")
+TIMES_Q = step_lines("en", "contact.times")[0]
+LANGUAGE_Q = tr("en", "Which language do you want to speak?")
+# The short way to the code word: contact by email, at any time.
+BY_EMAIL: dict[str, str | None] = {"method": "email", "email": EMAIL, "times": "any"}
 
 
 async def start(user: EmulatedUser) -> ChatMessage:
@@ -53,12 +71,8 @@ async def to_menu(user: EmulatedUser) -> ChatMessage:
 
 async def to_codeword(user: EmulatedUser) -> ChatMessage:
     """From nothing to the (text) code word question, the short way (contact by email)."""
-    await to_menu(user)
-    for label in ["Talk to a support worker", "Yes, go on", "Email"]:
-        await press(user, label)
-    await text(user, EMAIL)
-    (codeword,) = await press(user, "Any time")
-    assert "code word" in (codeword.text or "")
+    codeword = await fill_request(user, "en", BY_EMAIL, until="contact.codeword")
+    assert step_lines("en", "contact.codeword")[0] in (codeword.text or "")
     return codeword
 
 
@@ -68,22 +82,25 @@ async def to_codeword(user: EmulatedUser) -> ChatMessage:
 async def test_language_is_suggested_from_the_client_language(
     emulator: BotApiEmulator, polling_bot: RunningServer
 ) -> None:
+    # Translated, not the English source.
+    assert WELCOME_PL != WELCOME_EN and WELCOME_AR != WELCOME_EN
+    assert tr("pl", "Continue") != "Continue" and tr("ar", "Continue") != "Continue"
     polish = await start(emulator.user(2001, language_code="pl"))
     assert WELCOME_PL in (polish.text or "")
-    assert "Dalej" in polish.button_texts()
-    assert "🚪 Szybkie wyjście" in polish.button_texts()
+    assert tr("pl", "Continue") in polish.button_texts()
+    assert flow_string("pl", "quick_exit") in polish.button_texts()
 
     arabic = await start(emulator.user(2002, language_code="ar"))
     assert WELCOME_AR in (arabic.text or "")
-    assert "متابعة" in arabic.button_texts()
+    assert tr("ar", "Continue") in arabic.button_texts()
 
     # A language that is not shipped: the person chooses first.
     other = await start(emulator.user(2003, language_code="pt-br"))
-    assert "Choose your language" in (other.text or "")
+    assert step_title("en", "language") in (other.text or "")
     assert {"English", "Polski", "العربية"} <= set(other.button_texts())
     # One message per turn: the notice and the screen arrive together.
-    (menu,) = await press(emulator.user(2003), "Polski")
-    assert "Język został zmieniony." in (menu.text or "")
+    (menu,) = await press(emulator.user(2003), native_name("pl"))
+    assert (menu.text or "").startswith(flow_string("pl", "language_changed"))
     assert MENU_PL in (menu.text or "")
     assert not emulator.errors, emulator.errors
 
@@ -93,22 +110,26 @@ async def test_language_button_switches_the_next_replies(
 ) -> None:
     user = emulator.user(2010, language_code="en")
     await to_menu(user)
-    (screen,) = await press(user, "🌐 Language")
-    assert "Choose your language" in (screen.text or "")
-    (menu,) = await press(user, "Polski")
-    assert "Język został zmieniony." in (menu.text or "")
+    (screen,) = await press(user, flow_string("en", "language"))
+    assert step_title("en", "language") in (screen.text or "")
+    (menu,) = await press(user, native_name("pl"))
+    assert (menu.text or "").startswith(flow_string("pl", "language_changed"))
     assert MENU_PL in (menu.text or "")
-    assert "🌐 Język" in menu.button_texts()
-    (consent,) = await press(user, "Porozmawiaj z osobą wspierającą")
-    assert "Porozmawiaj z osobą wspierającą" in (consent.text or "")
+    assert flow_string("pl", "language") in menu.button_texts()
+    talk = tr("pl", "Talk to a support worker")
+    (consent,) = await press(user, talk)
+    assert talk in (consent.text or "")
     await user.send_text("hello")
-    (hint,) = await user.next_replies(1)
-    assert "Użyj przycisków poniżej." in (hint.text or "")
-    assert hint.buttons(), "the notice comes with the screen again"
+    # The calm notice in Polish, and the consent question again (a long screen: the notice
+    # may come as a message of its own).
+    again = notice_then_screen(
+        await user.next_replies(1), calm_notice("pl"), help_label=help_now_label("pl")
+    )
+    assert talk in (again.text or "")
 
-    await press(user, "🌐 Język")
-    (menu,) = await press(user, "العربية")
-    assert "تم تغيير اللغة." in (menu.text or "")
+    await press(user, flow_string("pl", "language"))
+    (menu,) = await press(user, native_name("ar"))
+    assert (menu.text or "").startswith(flow_string("ar", "language_changed"))
     assert MENU_AR in (menu.text or "")
     assert not emulator.errors, emulator.errors
 
@@ -117,33 +138,18 @@ async def test_command_menu_is_set_in_every_shipped_language(
     emulator: BotApiEmulator, polling_bot: RunningServer
 ) -> None:
     private = {"type": "all_private_chats"}
-    expected = {
-        "": {
-            "start": "Start again",
-            "menu": "Show the menu",
-            "exit": "Quick exit: delete this chat",
-        },
-        "pl": {
-            "start": "Zacznij od nowa",
-            "menu": "Pokaż menu",
-            "exit": "Szybkie wyjście: usuń czat",
-        },
-        "ar": {
-            "start": "البدء من جديد",
-            "menu": "عرض القائمة",
-            "exit": "خروج سريع: حذف هذه المحادثة",
-        },
-    }
-    for language, descriptions in expected.items():
+    source = load_flow().commands  # [commands] of the flow: name -> English description
+    assert list(source) == ["start", "menu", "language", "status", "forget", "exit"]
+    for language in ["", "pl", "ar"]:
+        lang = language or "en"
         commands = emulator.get_commands(private, language)
         names = [c["command"] for c in commands]
-        assert names == ["start", "menu", "language", "status", "forget", "exit"], (
-            language,
-            commands,
-        )
+        assert names == list(source), (language, commands)
         by_name = {c["command"]: c["description"] for c in commands}
-        for name, description in descriptions.items():
-            assert by_name[name] == description, (language, name, by_name[name])
+        for name, english in source.items():
+            assert by_name[name] == tr(lang, english), (language, name, by_name[name])
+            if lang != "en":
+                assert by_name[name] != english, (language, name, "not translated")
     # English is the default set, not a second copy of it.
     assert emulator.get_commands(private, "en") == []
     assert ("all_private_chats", "") in emulator.commands
@@ -157,45 +163,31 @@ async def test_sensitive_screens_are_protected_and_sent_as_html(
     emulator: BotApiEmulator, polling_bot: RunningServer
 ) -> None:
     user = emulator.user(2020, language_code="en")
-    welcome = await start(user)
-    (menu,) = await press(user, "Continue")
+    await start(user)
+    await press(user, "Continue")
     (safe,) = await press(user, "Is it safe to report to the police?")
     assert "Eastshire Police" in (safe.text or "")
-    (menu_again,) = await press(user, "☰ Menu")
-    screens = [welcome, menu, safe, menu_again]
-    for label in ["Talk to a support worker", "Yes, go on", "Email"]:
-        screens += await press(user, label)
-    screens += await text(user, EMAIL)
-    for label in [
-        "Any time",
-        "Skip",
-        "English",
-        "Skip",
-        "Skip",
-        "Skip",
-        "Skip",
-        "Skip",
-        "No preference",
-    ]:
-        screens += await press(user, label)
+    await press(user, flow_string("en", "menu"))
     # Dynamic text with HTML's special characters must be escaped, or Telegram refuses it.
     message = 'Call <after> 6 & ask for "Ann" </b>'
-    (summary,) = await text(user, message)
-    screens.append(summary)
-    assert "Check your answers" in (summary.text or "")
+    answers = {**BY_EMAIL, "language": "en", "organisation": "none", "message": message}
+    summary = await continue_request(user, "en", answers)
+    assert step_title("en", "contact.summary") in (summary.text or "")
     assert message in (summary.text or "")
     assert EMAIL in (summary.text or "")
     assert any(e["type"] == "bold" for e in summary.entities)
-    (done,) = await press(user, "✅ Send")
-    screens.append(done)
-    assert "Your request was sent" in (done.text or "")
+    (done,) = await press(user, flow_string("en", "confirm"))
+    assert step_title("en", "contact.done") in (done.text or "")
     assert any(e["type"] == "code" for e in done.entities)
 
+    screens = user.chat.bot_messages()  # every screen of the walk, the done screen last
+    assert len(screens) >= 18 and screens[-1].message_id == done.message_id
     for screen in screens:
         assert screen.protect_content, screen.text
         assert screen.parse_mode == "HTML", screen.text
     sends = emulator.calls_to("sendMessage")
-    assert sends and all(call.get("parse_mode") == "HTML" for call in sends)
+    assert len(sends) == len(screens)
+    assert all(call.get("parse_mode") == "HTML" for call in sends)
     assert all(call.get("protect_content") is True for call in sends)
     assert not emulator.errors, emulator.errors
 
@@ -211,10 +203,7 @@ async def test_quick_exit_deletes_everything_and_then_starts_again(
     emulator: BotApiEmulator, polling_bot: RunningServer
 ) -> None:
     user = emulator.user(2030, language_code="en")
-    await to_menu(user)
-    await press(user, "Talk to a support worker")
-    await press(user, "Yes, go on")
-    await press(user, "Phone call")
+    await fill_request(user, "en", {"method": "call"}, until="contact.phone")
     await text(user, "not a number")  # a typed answer the bot refuses
     await user.send_sticker()
     await user.next_replies(1)
@@ -223,7 +212,7 @@ async def test_quick_exit_deletes_everything_and_then_starts_again(
     assert len(earlier) >= 10
     assert any(not m.from_bot for m in user.chat.messages if m.kind == "text")
 
-    (neutral,) = await press(user, "🚪 Quick exit")
+    (neutral,) = await press(user, flow_string("en", "quick_exit"))
     assert NEUTRAL in (neutral.text or "")
     assert user.chat.deleted_ids >= earlier, earlier - user.chat.deleted_ids
     visible = user.chat.visible()
@@ -255,13 +244,13 @@ async def test_quick_exit_deletes_a_long_chat_in_batches(
     one call (100) are all deleted, in several calls."""
     user = emulator.user(2032, language_code="en")
     await to_menu(user)
-    for n in range(60):  # each: the text, and "use the buttons" with the menu again
+    for n in range(60):  # each: the text, and the calm notice with the menu again
         await user.send_text(f"hello {n}")
         await user.next_replies(1, quiet=0.05)
     earlier = all_ids(user)
     assert len(earlier) > 120
 
-    (neutral,) = await press(user, "🚪 Quick exit")
+    (neutral,) = await press(user, flow_string("en", "quick_exit"))
     assert NEUTRAL in (neutral.text or "")
     assert user.chat.deleted_ids >= earlier, sorted(earlier - user.chat.deleted_ids)
     assert [m.message_id for m in user.chat.visible()] == [neutral.message_id]
@@ -279,17 +268,17 @@ async def test_forget_clears_the_chat_then_shows_the_menu(
     await text(user, "heron")  # an answer the person would not want left on screen
     forget_id = await user.send_command("/forget")
     (screen,) = await user.next_replies(1)
-    assert "Delete what I told you?" in (screen.text or "")
+    assert step_title("en", "forget") in (screen.text or "")
     earlier = all_ids(user) | {forget_id}
 
-    (menu,) = await press(user, "Yes")
-    assert FORGOTTEN in (menu.text or "")
+    (menu,) = await press(user, flow_string("en", "yes"))
+    assert (menu.text or "").startswith(FORGOTTEN)
     assert MENU_EN in (menu.text or "")
     assert user.chat.deleted_ids >= earlier, earlier - user.chat.deleted_ids
     assert [m.message_id for m in user.chat.visible()] == [menu.message_id]
 
     # The conversation is gone, but quick exit still clears what /forget left on screen.
-    (neutral,) = await press(user, "🚪 Quick exit")
+    (neutral,) = await press(user, flow_string("en", "quick_exit"))
     assert NEUTRAL in (neutral.text or "")
     assert [m.message_id for m in user.chat.visible()] == [neutral.message_id]
     assert not emulator.errors, emulator.errors
@@ -305,15 +294,14 @@ async def test_odd_input_gets_calm_replies_and_the_conversation_stays_usable(
     queries: list[str] = []
     await to_menu(user)
 
-    async def expect(first_contains: str) -> ChatMessage:
-        """The notice and the screen again, as one message (one message per turn)."""
+    async def expect(notice: str, *, help_now: bool = True) -> ChatMessage:
+        """The notice and the screen again, as one message (one message per turn); after
+        unexpected input the screen offers "I need help now" first."""
         replies = await user.next_replies(1)
         assert len(replies) == 1, [r.text for r in replies]
-        (screen,) = replies
-        assert first_contains in (screen.text or ""), screen.text
-        assert (screen.text or "").index(first_contains) == 0, "the notice comes first"
-        assert screen.buttons(), "the screen's buttons come with it"
-        return screen
+        return notice_then_screen(
+            replies, notice, help_label=help_now_label("en") if help_now else None
+        )
 
     for send in (
         user.send_photo,
@@ -324,53 +312,50 @@ async def test_odd_input_gets_calm_replies_and_the_conversation_stays_usable(
         user.send_contact,
     ):
         await send()
-        screen = await expect(NOT_TEXT)
+        screen = await expect(calm_notice("en", "not_text"))
         assert MENU_EN in (screen.text or "")
     await user.send_photo(caption="a caption is not text either")
-    await expect(NOT_TEXT)
+    await expect(calm_notice("en", "not_text"))
 
     typed = await user.send_text("hello")
-    await expect(BUTTONS_ONLY)
+    await expect(calm_notice("en"))
     await user.send_text("x" * 10_000)  # on an information screen: buttons only
-    await expect(BUTTONS_ONLY)
+    await expect(calm_notice("en"))
     await user.edit_message(typed, "hello again")
-    screen = await expect(EDITED)
+    screen = await expect(calm_notice("en", "edited"))
     assert MENU_EN in (screen.text or "")
     await user.send_command("/foo")
-    await expect(BUTTONS_ONLY)
+    await expect(calm_notice("en"))
 
     # Into the form, then a press on an earlier question's message.
     (consent,) = await press(user, "Talk to a support worker")
     await press(user, "Yes, go on")
     queries.append(await user.press("Yes, go on", message_id=consent.message_id))
-    screen = await expect(STALE)
-    assert "How is it safe to contact you?" in (screen.text or "")
+    screen = await expect(STALE, help_now=False)
+    assert METHOD_Q in (screen.text or "")
+    assert help_now_label("en") not in screen.button_texts()
     for forged in ["a:zz:x", "g:nope", "é" * 32, "\x00" * 64, "a:" + "9" * 62]:
         assert len(forged.encode()) <= 64
         queries.append(await user.press_data(screen.message_id, forged))
-        screen = await expect(STALE)
-        assert "How is it safe to contact you?" in (screen.text or "")
+        screen = await expect(STALE, help_now=False)
+        assert METHOD_Q in (screen.text or "")
 
     # The conversation is still usable: menu, then into the contact form.
-    queries.append(await user.press("☰ Menu"))
+    queries.append(await user.press(flow_string("en", "menu")))
     (menu,) = await user.next_replies(1)
     assert MENU_EN in (menu.text or "")
-    for label in ["Talk to a support worker", "Yes, go on", "Email"]:
-        queries.append(await user.press(label))
-        await user.next_replies(1)
-    await text(user, EMAIL)
-    queries.append(await user.press("Any time"))
-    await user.next_replies(1)
+    await continue_request(user, "en", BY_EMAIL, until="contact.codeword")
     # A text question refuses a long text with its limit.
     await user.send_text("y" * 10_000)
-    screen = await expect(TOO_LONG)
-    assert "code word" in (screen.text or "")
+    screen = await expect(TOO_LONG, help_now=False)
+    assert step_lines("en", "contact.codeword")[0] in (screen.text or "")
     (language,) = await text(user, "Bluebird")
-    assert "Which language do you want to speak?" in (language.text or "")
+    assert LANGUAGE_Q in (language.text or "")
 
-    assert set(queries) <= set(emulator.answered_callbacks), set(queries) - set(
-        emulator.answered_callbacks
-    )
+    # Every press was answered (its spinner stopped): the stale and forged ones too.
+    pressed = {u["callback_query"]["id"] for u in emulator.updates if "callback_query" in u}
+    assert set(queries) <= pressed
+    assert pressed <= set(emulator.answered_callbacks), pressed - set(emulator.answered_callbacks)
     assert not emulator.errors, emulator.errors
 
 
@@ -420,19 +405,17 @@ async def test_quick_texts_of_one_person_are_handled_in_order(
     assert len(replies) == 5, [r.text for r in replies]
     # The first text answers the code word; the other four meet the language question
     # (the notice and the screen again as one message).
-    assert "Which language do you want to speak?" in (replies[0].text or "")
+    assert LANGUAGE_Q in (replies[0].text or "")
     for screen in replies[1:]:
-        assert (screen.text or "").startswith(BUTTONS_ONLY)
-        assert "Which language do you want to speak?" in (screen.text or "")
+        notice_then_screen([screen], calm_notice("en"), help_label=help_now_label("en"))
+        assert LANGUAGE_Q in (screen.text or "")
     assert [r.message_id for r in replies] == sorted(r.message_id for r in replies)
 
     # The state is consistent: the newest screen's buttons are current, and the code word
     # is the first text.
-    await press(user, "English")
-    for label in ["Skip", "Skip", "Skip", "Skip", "Skip", "No preference"]:
-        await press(user, label)
-    (summary,) = await press(user, "Skip")
-    assert "Check your answers" in (summary.text or "")
+    answers = {**BY_EMAIL, "codeword": "word0", "language": "en", "organisation": "none"}
+    summary = await continue_request(user, "en", answers, from_step="contact.language")
+    assert step_title("en", "contact.summary") in (summary.text or "")
     assert "word0" in (summary.text or "")
     assert "word1" not in (summary.text or "")
     assert not emulator.errors, emulator.errors
@@ -450,7 +433,7 @@ async def test_two_people_interleaved_keep_their_own_state(
     assert WELCOME_EN in (a.text or "") and WELCOME_PL in (b.text or "")
 
     steps_ann = ["Continue", "Talk to a support worker", "Yes, go on", "Phone call"]
-    steps_bob = ["Dalej", "Porozmawiaj z osobą wspierającą"]
+    steps_bob = [tr("pl", "Continue"), tr("pl", "Talk to a support worker")]
     for label_a, label_b in zip(steps_ann, [*steps_bob, None, None], strict=True):
         await ann.press(label_a)
         if label_b is not None:
@@ -462,11 +445,14 @@ async def test_two_people_interleaved_keep_their_own_state(
     await ann.send_text(PHONE)
     await bob.send_text("07911 654321")  # on a choice question: buttons only
     (a,) = await ann.next_replies(1)
-    (b,) = await bob.next_replies(1)
-    assert "When is it safe to contact you?" in (a.text or "")
-    assert (b.text or "").startswith("Użyj przycisków poniżej.")
-    assert "Porozmawiaj z osobą wspierającą" in (b.text or "")
+    b = notice_then_screen(
+        await bob.next_replies(1), calm_notice("pl"), help_label=help_now_label("pl")
+    )
+    assert TIMES_Q in (a.text or "")
+    assert tr("pl", "Talk to a support worker") in (b.text or "")
     # Ann's buttons do not work on Bob's state and vice versa (each chat has its own).
-    assert all("W jakim" not in (m.text or "") for m in ann.chat.messages)
-    assert all("When is it safe" not in (m.text or "") for m in bob.chat.messages)
+    times_pl = step_lines("pl", "contact.times")[0]
+    assert times_pl != TIMES_Q
+    assert all(times_pl not in plain(m) for m in ann.chat.messages)
+    assert all(TIMES_Q not in plain(m) for m in bob.chat.messages)
     assert not emulator.errors, emulator.errors

@@ -13,17 +13,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.app import RunningServer
-from tests.e2e.conftest import TOKEN, bot_env, start_bot
+from tests.e2e.conftest import (
+    TOKEN,
+    bot_env,
+    exit_line,
+    flow_string,
+    start_bot,
+    step_lines,
+    step_title,
+)
 from tests.e2e.emulator import FAULT_KINDS, BotApiEmulator, ChatMessage, EmulatedUser
 
-NEUTRAL = "Chat cleared."
-WELCOME = "Welcome"
-MENU = "How can I help?"
-CONSENT = "Do you want to go on?"
-METHOD = "How is it safe to contact you?"
-PHONE_Q = "What is a safe phone number for you?"
-TIMES_Q = "When is it safe to contact you?"
+# What each screen says (the catalogue's English), to know it arrived.
+NEUTRAL = exit_line("en")
+WELCOME = step_title("en", "welcome")
+MENU = step_title("en", "menu")
+CONSENT = step_lines("en", "contact.consent")[-1]
+METHOD = step_lines("en", "contact.method")[0]
+PHONE_Q = step_lines("en", "contact.phone")[0]
+TIMES_Q = step_lines("en", "contact.times")[0]
 PHONE = "07911 123456"
+QUICK_EXIT = flow_string("en", "quick_exit")
 
 
 async def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -86,7 +96,7 @@ async def test_a_fifth_of_calls_failing_loses_no_reply_and_quick_exit_leaves_not
             await step(user, lambda: user.press("Yes, go on"), METHOD)
             await step(user, lambda: user.press("Phone call"), PHONE_Q)
             await step(user, lambda: user.send_text(PHONE), TIMES_Q)
-            await step(user, lambda: user.press("🚪 Quick exit"), NEUTRAL)
+            await step(user, lambda: user.press(QUICK_EXIT), NEUTRAL)
 
         try:
             await asyncio.gather(*(journey(u) for u in users))
@@ -128,7 +138,7 @@ async def test_a_hung_send_then_quick_exit_leaves_nothing_on_screen(tmp_path: Pa
             await user.send_text(PHONE)
             await wait_until(lambda: shows(user, TIMES_Q, before), 10, "the hung send arrives")
             await step(other, lambda: other.send_command("/start"), WELCOME)
-            await step(user, lambda: user.press("🚪 Quick exit"), NEUTRAL)
+            await step(user, lambda: user.press(QUICK_EXIT), NEUTRAL)
             assert server.delivery is not None
             await asyncio.wait_for(server.delivery.sender.wait_idle(), 30)
         finally:

@@ -21,18 +21,24 @@ from tests.e2e.conftest import (
     PDI,
     BotProcess,
     bot_env,
+    contact_within,
     db_execute,
     db_query,
     demo_identity,
     demo_passphrase,
     export_requests_cli,
     fill_request,
+    flow_string,
+    notice_then_screen,
     owner_key,
     parse_reference,
+    plain,
     run_cli,
     send_request,
     start_bot,
+    step_title,
     stop_bot_process,
+    stored_choices,
     tr,
 )
 from tests.e2e.emulator import ApiError, BotApiEmulator, Chat, ChatMessage, EmulatedUser
@@ -64,13 +70,29 @@ def base_answers(**overrides: str | None) -> dict[str, str | None]:
     return answers
 
 
-def stored_answers(typed: dict[str, str | None]) -> dict[str, str]:
+def stored_answers(typed: dict[str, str | None]) -> dict[str, str | None]:
     """What the sealed payload must carry: every answer given (skips absent), the phone in
-    E.164, the consent that opened the form."""
-    out = {"consent": "yes", **{k: v for k, v in typed.items() if v is not None}}
+    E.164, the safe times in their stored form, the consent that opened the form."""
+    out: dict[str, str | None] = {
+        "consent": "yes",
+        **{k: v for k, v in typed.items() if v is not None},
+    }
     if "phone" in out:
         out["phone"] = PHONE_E164
+    if out.get("times") is not None:
+        out["times"] = stored_choices(str(out["times"]))
     return out
+
+
+# The wording of /status and /forget (flows/content/victim.toml [strings], in English).
+WAITING = flow_string("en", "status_waiting")
+PICKED_UP = flow_string("en", "status_picked_up")
+SENT = step_title("en", "contact.done")
+SUMMARY = step_title("en", "contact.summary")
+NOT_SENT = (
+    flow_string("en", "submit_failed").format(helpline=HELPLINE),
+    flow_string("en", "submit_interrupted"),
+)
 
 
 def request_rows(data_dir: Path) -> list[dict[str, Any]]:
@@ -127,12 +149,16 @@ async def test_round_trip_in_every_language(
     assert tr(lang, "Check your answers") in (summary.text or "")
     assert str(typed["message"]) in (summary.text or "")  # shown back unescaped, exactly
     assert "07911 123456" in (summary.text or "")
+    assert tr(lang, "Evenings") in (summary.text or "")
     done, reference = await send_request(user, lang)
     grouped = " ".join(reference[i : i + 4] for i in range(0, 16, 4))
     if lang == "ar":
         assert f"{FSI}{grouped}{PDI}" in (done.text or "")
     else:
         assert grouped in (done.text or "") and FSI not in (done.text or "")
+    # Who will contact her, within how many working days; quick exit suggested last.
+    assert contact_within(lang, expect_org) in plain(done)
+    assert plain(done).endswith(flow_string(lang, "after_send"))
     emulator.assert_no_errors()
 
     (row,) = request_rows(data_dir)
@@ -245,22 +271,24 @@ async def test_status_command(
     _, reference = await make_request(user)
     grouped = " ".join(reference[i : i + 4] for i in range(0, 16, 4))
 
-    assert "No support worker has opened it yet" in await status(user, reference)
-    assert "No support worker has opened it yet" in await status(user, grouped)
+    assert (await status(user, reference)).startswith(WAITING)
+    assert (await status(user, grouped)).startswith(WAITING)
 
     assert db_execute(data_dir, "UPDATE contact_requests SET status = 'picked_up'") == 1
     text = await status(user, reference)
-    assert "A support worker has opened your request" in text
+    assert text.startswith(PICKED_UP)
 
     wrong = reference
     while wrong == reference:
         wrong = f"{secrets.randbelow(10**16):016d}"
-    assert "No request matches this code" in await status(user, wrong)
-    assert "A reference code has 16 numbers" in await status(user, "12-ab")
-    # The status screen asks again; a code typed there works as well.
+    assert (await status(user, wrong)).startswith(flow_string("en", "status_unknown"))
+    bad = await status(user, "12-ab")
+    assert bad.startswith(flow_string("en", "status_bad_code"))
+    assert step_title("en", "status") in bad  # the status screen asks again
+    # A code typed there works as well.
     await user.send_text(reference)
     (reply,) = await user.next_replies(1, quiet=0.05)
-    assert "A support worker has opened your request" in (reply.text or "")
+    assert (reply.text or "").startswith(PICKED_UP)
     emulator.assert_no_errors()
 
 
@@ -270,8 +298,8 @@ async def test_status_command(
 async def forget(user: EmulatedUser) -> str:
     await user.send_command("/forget")
     (screen,) = await user.next_replies(1, quiet=0.05)
-    assert "Delete what I told you?" in (screen.text or "")
-    await user.press("Yes")
+    assert step_title("en", "forget") in (screen.text or "")
+    await user.press(flow_string("en", "yes"))
     return "\n".join(m.text or "" for m in await user.settle(quiet=0.1))
 
 
@@ -279,16 +307,18 @@ async def test_forget_not_picked_up_deletes_the_request(
     emulator: BotApiEmulator, polling_bot: RunningServer, data_dir: Path
 ) -> None:
     user, other = emulator.user(2401), emulator.user(2402)
-    await make_request(user)
+    _, reference = await make_request(user)
     await make_request(other)
     mine = owner_key(data_dir, user.id)
     mine_sql = "SELECT id FROM contact_requests WHERE owner_key=?"
     assert len(db_query(data_dir, mine_sql, (mine,))) == 1
 
     text = await forget(user)
-    assert "Done. Your answers and your place in this chat are deleted." in text
+    assert text.startswith(flow_string("en", "forgotten"))
     assert db_query(data_dir, mine_sql, (mine,)) == []
     assert len(request_rows(data_dir)) == 1  # the other person's request is untouched
+    # /status of the deleted request says so (only a trace of its reference is kept).
+    assert (await status(user, reference)).startswith(flow_string("en", "status_deleted"))
 
 
 async def test_forget_picked_up_marks_withdrawn(
@@ -299,11 +329,10 @@ async def test_forget_picked_up_marks_withdrawn(
     db_execute(data_dir, "UPDATE contact_requests SET status='picked_up', picked_up_at=created_at")
 
     text = await forget(user)
-    assert "A support worker had already opened your request" in text
-    assert "they will see that you withdrew it" in text
+    assert text.startswith(flow_string("en", "forgotten_withdrawn"))
     (row,) = request_rows(data_dir)
     assert row["status"] == "withdrawn" and row["closed_at"] is not None
-    assert "This request was withdrawn." in await status(user, reference)
+    assert (await status(user, reference)).startswith(flow_string("en", "status_withdrawn"))
 
 
 # ---- the neutral notice to advocates -----------------------------------------------------------
@@ -346,7 +375,7 @@ async def test_notice_to_advocates(
         (call,) = group_calls(emulator)
         assert call["text"] == "New contact request: English, urgent"
         assert ("sendMessage", 400, "Bad Request: chat not found") in emulator.errors
-        assert "Your request was sent" in (user.last_bot_message().text or "")
+        assert SENT in (user.last_bot_message().text or "")
         (notice,) = db_query(data_dir, "SELECT * FROM notices")
         assert notice["sent_at"] is None and notice["organisation"] == HUB
 
@@ -388,12 +417,16 @@ async def test_store_failure_tells_the_victim(
     keys = db_query(data_dir, "SELECT * FROM organisation_keys")
     assert db_execute(data_dir, "DELETE FROM organisation_keys") == len(keys) == 2
 
-    await user.press("✅ Send")
-    (reply,) = await user.next_replies(1, quiet=0.1)
-    text = reply.text or ""
-    assert "It was NOT sent" in text and HELPLINE in text
-    assert "Your request was sent" not in text
-    assert text.index("It was NOT sent") < text.index("Check your answers")
+    await user.press(flow_string("en", "confirm"))
+    replies = await user.next_replies(1, quiet=0.1)
+    # The notice first (a message of its own when the two would be too long to read), then
+    # the summary again, with its Send button.
+    failed = NOT_SENT[0]
+    assert "It was NOT sent" in failed and HELPLINE in failed
+    summary = notice_then_screen(replies, failed)
+    assert SUMMARY in (summary.text or "")
+    assert flow_string("en", "confirm") in summary.button_texts()
+    assert all(SENT not in (r.text or "") for r in replies)
     assert request_rows(data_dir) == []
 
     columns = ", ".join(keys[0])
@@ -409,7 +442,7 @@ async def test_store_failure_tells_the_victim(
     assert row["status"] == "new"
     (record,) = (await export_requests_cli(data_dir, HUB)).records()
     assert record["answers"]["message"] == "try twice"
-    assert "No support worker has opened it yet" in await status(user, reference)
+    assert (await status(user, reference)).startswith(WAITING)
 
 
 # ---- kill -9 around pressing Send ------------------------------------------------------------
@@ -459,8 +492,8 @@ async def check_invariant(
     )
     after = [m for m in user.chat.messages if m.from_bot and m.message_id > pressed_at]
     texts = [m.text or "" for m in after]
-    acks = [t for t in texts if "Your request was sent" in t]
-    not_sent = [t for t in texts if "NOT sent" in t]
+    acks = [t for t in texts if SENT in t]
+    not_sent = [t for t in texts if any(n in t for n in NOT_SENT)]
     history = f"rows={len(rows)} replies={texts!r}"
     if rows:
         assert len(rows) == 1, history
@@ -469,7 +502,7 @@ async def check_invariant(
         references = {parse_reference(t) for t in acks}
         assert len(references) == 1, history
         answer = await status(user, references.pop())
-        assert "No support worker has opened it yet" in answer, answer
+        assert answer.startswith(WAITING), answer
         return "stored"
     assert not acks, "ACKNOWLEDGED BUT NOT STORED: " + history
     if not_sent:
@@ -481,10 +514,10 @@ async def check_invariant(
         # Telegram before it was handled, see the xfail test below), so nothing was claimed
         # either way and the summary is offered again with its Send button.
         outcome = "lost-press"
-    assert after and "Check your answers" in texts[-1], history
+    assert after and SUMMARY in texts[-1], history
     # Sending again from the summary shown works, and is stored once.
     _, reference = await send_request(user, "en")
-    assert "No support worker has opened it yet" in await status(user, reference)
+    assert (await status(user, reference)).startswith(WAITING)
     assert (
         len(
             db_query(
@@ -539,7 +572,7 @@ async def test_crash_around_send_never_loses_an_acknowledged_request(
             )
         elif run == "after the reply":
             (done,) = await user.next_replies(1, timeout=10)
-            assert "Your request was sent" in (done.text or "")
+            assert SENT in (done.text or "")
         elif isinstance(run, float) and run:
             await asyncio.sleep(run)
         bot_process.kill()

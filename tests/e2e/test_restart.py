@@ -12,17 +12,49 @@ import sys
 from pathlib import Path
 
 from bot.app import RunningServer
-from tests.e2e.conftest import REPO, BotProcess, bot_env, start_bot
+from flows.render import NOT_PICKED, PICKED
+from tests.e2e.conftest import (
+    REPO,
+    BotProcess,
+    bot_env,
+    calm_notice,
+    continue_request,
+    exit_line,
+    flow_string,
+    help_now_label,
+    notice_then_screen,
+    start_bot,
+    step_lines,
+    step_title,
+    tr,
+)
 from tests.e2e.emulator import BotApiEmulator, ChatMessage, EmulatedUser
 
 PHONE = "07911 123456"
-TIMES_Q = "When is it safe to contact you?"
-PHONE_Q = "What is a safe phone number for you?"
+TIMES_Q = step_lines("en", "contact.times")[0]
+PHONE_Q = step_lines("en", "contact.phone")[0]
+VOICEMAIL_Q = step_lines("en", "contact.voicemail")[0]
+MENU = step_title("en", "menu")
+SUMMARY = step_title("en", "contact.summary")
+NEUTRAL = exit_line("en")
+EVENINGS = tr("en", "Evenings")
 PAST = "2000-01-01 00:00:00.000000"
+# The form from the safe times on: a phone call in the evenings, the rest skipped.
+PLAN: dict[str, str | None] = {
+    "method": "call",
+    "phone": PHONE,
+    "times": "evenings",
+    "leave_message": "no",
+    "someone_else": "hang_up",
+    "language": "en",
+    "organisation": "none",
+}
 
 
-async def press(user: EmulatedUser, label: str, count: int = 1) -> list[ChatMessage]:
-    await user.press(label)
+async def press(
+    user: EmulatedUser, label: str, count: int = 1, *, message_id: int | None = None
+) -> list[ChatMessage]:
+    await user.press(label, message_id=message_id)
     return await user.next_replies(count)
 
 
@@ -45,23 +77,11 @@ async def to_times_question(user: EmulatedUser) -> ChatMessage:
 
 
 async def times_to_summary(user: EmulatedUser) -> ChatMessage:
-    """From the safe-times question (a phone call) to the summary."""
-    for label in [
-        "Evenings",
-        "No, do not leave a message",
-        "End the call",
-        "Skip",
-        "English",
-        "Skip",
-        "Skip",
-        "Skip",
-        "Skip",
-        "Skip",
-        "No preference",
-    ]:
-        await press(user, label)
-    (summary,) = await press(user, "Skip")
-    assert "Check your answers" in (summary.text or "")
+    """From the safe-times question (a phone call) to the summary: evenings, the rest as
+    PLAN says (the shared walker's moves)."""
+    summary = await continue_request(user, "en", PLAN, from_step="contact.times")
+    assert SUMMARY in (summary.text or "")
+    assert EVENINGS in (summary.text or "")
     return summary
 
 
@@ -103,32 +123,24 @@ async def test_an_in_process_restart_resumes_at_the_same_question(
         await server.stop()
         server = await start_bot(env)
 
-        # Still at the same question: a text there is answered "buttons only" + the question.
-        await user.send_text("hello")
-        (again,) = await user.next_replies(1)
-        assert (again.text or "").startswith("Please use the buttons below.")
+        # Still at the same question: a sticker there is answered with the calm notice and
+        # the question again (typed words would be an answer of her own on this question).
+        await user.send_sticker()
+        notice = calm_notice("en", "not_text")
+        replies = await user.next_replies(1)
+        again = notice_then_screen(replies, notice, help_label=help_now_label("en"))
         assert TIMES_Q in (again.text or "")
         # The buttons of the message sent before the restart still work.
-        (next_q,) = await press(user, "Evenings")
-        assert "leave a message" in (next_q.text or "")
+        (picked,) = await press(user, NOT_PICKED + EVENINGS, message_id=question.message_id)
+        assert TIMES_Q in (picked.text or "")
+        assert PICKED + EVENINGS in picked.button_texts()
+        (next_q,) = await press(user, flow_string("en", "done"))
+        assert VOICEMAIL_Q in (next_q.text or "")
         assert question.message_id < next_q.message_id
-        await press(user, "No, do not leave a message")
-        for label in [
-            "End the call",
-            "Skip",
-            "English",
-            "Skip",
-            "Skip",
-            "Skip",
-            "Skip",
-            "Skip",
-            "No preference",
-        ]:
-            await press(user, label)
-        (summary,) = await press(user, "Skip")
-        assert "Check your answers" in (summary.text or "")
+        summary = await continue_request(user, "en", PLAN, from_step="contact.voicemail")
+        assert SUMMARY in (summary.text or "")
         assert PHONE in (summary.text or "")
-        assert "Evenings" in (summary.text or "")
+        assert EVENINGS in (summary.text or "")
     finally:
         await server.stop()
     assert not emulator.errors, emulator.errors
@@ -150,7 +162,7 @@ async def test_a_killed_process_resumes_after_restart(
     assert PHONE in (summary.text or "")
     # Quick exit still deletes what was sent before the kill.
     earlier = {m.message_id for m in user.chat.messages}
-    await user.press("🚪 Quick exit")
+    await user.press(flow_string("en", "quick_exit"))
     (neutral,) = await user.next_replies(1)
     assert user.chat.deleted_ids >= earlier
     assert [m.message_id for m in user.chat.visible()] == [neutral.message_id]
@@ -172,11 +184,11 @@ async def test_an_expired_conversation_starts_afresh(
     replies = await user.next_replies(1)
     screen = replies[-1]
     assert any(
-        t in (screen.text or "") for t in ("Welcome", "Choose your language", "How can I help?")
+        step_title("en", t) in (screen.text or "") for t in ("welcome", "language", "menu")
     ), screen.text
     assert TIMES_Q not in (screen.text or "")
     # An old question button is stale now, and the form starts empty.
-    await user.press("Evenings")
+    await user.press(NOT_PICKED + EVENINGS)
     replies = await user.next_replies(1)
     assert TIMES_Q not in (replies[-1].text or "")
     with sqlite3.connect(data_dir / "safebot.db") as db:
@@ -196,9 +208,9 @@ async def test_quick_exit_after_the_state_expired_still_deletes_the_chat(
     earlier = {m.message_id for m in user.chat.messages}
     assert set_column(data_dir, "expires_at", PAST) == 1  # as if 6 hours had passed
 
-    await user.press("🚪 Quick exit")
+    await user.press(flow_string("en", "quick_exit"))
     (neutral,) = await user.next_replies(1)
-    assert "Chat cleared." in (neutral.text or "")
+    assert NEUTRAL in (neutral.text or "")
     assert not emulator.errors, emulator.errors
     assert user.chat.deleted_ids >= earlier, sorted(earlier - user.chat.deleted_ids)
     assert [m.message_id for m in user.chat.visible()] == [neutral.message_id]
@@ -214,17 +226,17 @@ async def test_quick_exit_does_not_try_messages_past_telegrams_48_hours(
         aged = db.execute("UPDATE chat_messages SET sent_at = ?", (PAST,)).rowcount
     assert aged == len(earlier)
 
-    await user.press("🚪 Quick exit")
+    await user.press(flow_string("en", "quick_exit"))
     (neutral,) = await user.next_replies(1)
-    assert "Chat cleared." in (neutral.text or "")
+    assert NEUTRAL in (neutral.text or "")
     assert not (user.chat.deleted_ids & earlier)  # Telegram would refuse them anyway
     assert not emulator.errors, emulator.errors
 
 
-DRAFT_EXPIRED = (
-    "To keep you safe, your unfinished answers were deleted after a while. Nothing was sent. "
-    "You can start again at any time."
-)
+def draft_expired(server: RunningServer) -> str:
+    """The notice after the draft expired, with the bot's own draft time in minutes."""
+    minutes = int(server.core.settings.draft_ttl.total_seconds() // 60)
+    return flow_string("en", "draft_expired").format(draft_minutes=minutes)
 
 
 async def test_an_expired_draft_restarts_the_form(
@@ -235,9 +247,9 @@ async def test_an_expired_draft_restarts_the_form(
     assert set_column(data_dir, "draft_expires_at", PAST) == 1
 
     # Answering the question on screen: the person is told, and taken to the menu.
-    (menu,) = await press(user, "Evenings")
-    assert (menu.text or "").startswith(DRAFT_EXPIRED)
-    assert "How can I help?" in (menu.text or "")
+    (menu,) = await press(user, NOT_PICKED + EVENINGS)
+    assert (menu.text or "").startswith(draft_expired(polling_bot))
+    assert MENU in (menu.text or "")
     assert TIMES_Q not in (menu.text or "")
     with sqlite3.connect(data_dir / "safebot.db") as db:
         (step, draft) = db.execute("SELECT step, draft FROM conversations").fetchone()
@@ -245,7 +257,7 @@ async def test_an_expired_draft_restarts_the_form(
 
     # The form starts again from its first question, and asks for everything again.
     (consent,) = await press(user, "Talk to a support worker")
-    assert "Do you want to go on?" in (consent.text or "")
+    assert step_lines("en", "contact.consent")[-1] in (consent.text or "")
     await press(user, "Yes, go on")
     (question,) = await press(user, "Phone call")
     assert PHONE_Q in (question.text or "")
@@ -267,10 +279,10 @@ async def test_send_after_the_draft_expired_on_the_summary_is_not_acknowledged(
     assert PHONE in (summary.text or "")
     assert set_column(data_dir, "draft_expires_at", PAST) == 1
 
-    (menu,) = await press(user, "✅ Send")
-    assert (menu.text or "").startswith(DRAFT_EXPIRED)
-    assert "How can I help?" in (menu.text or "")
-    assert "Your request was sent" not in (menu.text or "")
+    (menu,) = await press(user, flow_string("en", "confirm"))
+    assert (menu.text or "").startswith(draft_expired(polling_bot))
+    assert MENU in (menu.text or "")
+    assert step_title("en", "contact.done") not in (menu.text or "")
     with sqlite3.connect(data_dir / "safebot.db") as db:
         (stored,) = db.execute("SELECT count(*) FROM contact_requests").fetchone()
         (notices,) = db.execute("SELECT count(*) FROM notices").fetchone()

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import REPO
+from tests.e2e.conftest import REPO, calm_notice, exit_line, help_now_label, step_title
 
 CLEAR = "\033[2J\033[H"
 
@@ -36,8 +36,14 @@ def test_the_terminal_chat_walks_the_menu_and_quick_exit_clears_the_screen(
 ) -> None:
     out = run_chat(tmp_path, ["1", "hello", "/exit"])
     before, _, after = out.partition(CLEAR)
-    assert "Welcome" in before and "How can I help?" in before
-    assert before.index("Please use the buttons below.") > before.index("How can I help?")
+    welcome, menu = step_title("en", "welcome"), step_title("en", "menu")
+    assert welcome in before and menu in before
+    # Typed text: ONE calm notice with the emergency line, then the menu again, with
+    # "I need help now" first.
+    notice = before.index(calm_notice("en"))
+    assert notice > before.index(menu)
+    again = before.index(menu, notice)
+    assert f"[1] {help_now_label('en')}" in before[again:]
     assert CLEAR in out, "quick exit did not clear the screen"
-    assert "Chat cleared." in after
-    assert "Welcome" not in after and "How can I help?" not in after
+    assert exit_line("en") in after
+    assert welcome not in after and menu not in after

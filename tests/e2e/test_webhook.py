@@ -11,7 +11,15 @@ import aiohttp
 import pytest
 
 from bot.app import RunningServer
-from tests.e2e.conftest import bot_env, free_port, start_bot
+from tests.e2e.conftest import (
+    bot_env,
+    calm_notice,
+    free_port,
+    help_now_label,
+    notice_then_screen,
+    start_bot,
+    step_title,
+)
 from tests.e2e.emulator import SECRET_HEADER, BotApiEmulator
 
 SECRET = "s3cret_token"
@@ -128,8 +136,9 @@ async def test_a_duplicate_delivery_is_handled_once(
     await user.send_text("hello")
     replies = await user.next_replies(1)
     await user.settle(quiet=0.3)
-    assert len(replies) == 1  # "please use the buttons" with the screen, once
-    assert (replies[0].text or "").startswith("Please use the buttons below.")
+    assert len(replies) == 1  # the calm notice with the screen, once
+    notice_then_screen(replies, calm_notice("en"), help_label=help_now_label("en"))
+    assert step_title("en", "welcome") in (replies[0].text or "")
     text_update = emulator.updates[-1]["update_id"]
     deliveries = [d for d in emulator.webhook_deliveries if d.update_id == text_update]
     assert len(deliveries) == 2 and all(d.ok for d in deliveries)
