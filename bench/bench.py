@@ -2,7 +2,11 @@
 
 Figures, not assertions. Everything runs on this machine: the emulator in this process, each
 bot as a child process started the way `safebot run` is. Run it with `bench/run` (see the
-README's table); `--quick` shrinks every load for a smoke run.
+README's table); `--quick` shrinks every load for a smoke run. `--only throughput` (or
+`paced`) and `--db sqlite|pg` run a part; `--sample DIR` profiles each safebot over the
+measured window with bench/sampler.py (`--profile DIR`: cProfile over the whole run). The
+throughput line also says how busy the bot's process was: near 100% of a core, its event
+loop is the limit; well below, it waits (on the database or the emulator).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import datetime as dt
 import os
 import secrets
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -101,6 +106,11 @@ class Bot:
                 await asyncio.sleep(0.02)
         return time.monotonic() - began
 
+    def mark(self, signum: int) -> None:
+        """Tell bench/sampler.py where the measured window starts and ends."""
+        if SAMPLE and self.proc is not None and self.argv[1].endswith("sampler.py"):
+            self.proc.send_signal(signum)
+
     def cpu_seconds(self) -> float:
         """User + system CPU time the bot process (all its threads) has used so far."""
         assert self.proc is not None
@@ -185,6 +195,7 @@ async def throughput(
             base = {p.id: arrivals.count(p.id) for p in people}
             began = time.monotonic()
             cpu_began, own_began = bot.cpu_seconds(), time.process_time()
+            bot.mark(signal.SIGUSR1)
             for n in range(each):
                 for p in people:
                     await p.send_text(f"message {n}")
@@ -192,6 +203,7 @@ async def throughput(
                 lambda: all(arrivals.count(p.id) >= base[p.id] + each for p in people), 600
             )
             elapsed = time.monotonic() - began
+            bot.mark(signal.SIGUSR2)
             # Whether the bot was short of CPU (near 100% of a core: its event loop is the
             # limit) or waiting (on the database, the emulator in this process, the network).
             print(
@@ -335,7 +347,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small loads, for a smoke run")
     parser.add_argument("--burst", type=int, default=None, help="people in the burst (2000)")
     parser.add_argument(
-        "--only", choices=("all", "throughput"), default="all", help="only the throughput figure"
+        "--only", choices=("all", "throughput", "paced"), default="all", help="only these figures"
     )
     parser.add_argument("--db", choices=("both", "sqlite", "pg"), default="both")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile output directory")
@@ -350,17 +362,24 @@ async def main() -> None:
     burst = args.burst or (150 if args.quick else 2000)
     pg = await pg_database() if args.db != "sqlite" else None
     rows = []
-    echo = await throughput(echo_bot, users, each, warm=False)
-    print(f"echo bot: {echo:.0f} updates/s")
+    echo = float("nan")
+    if args.only != "paced":
+        echo = await throughput(echo_bot, users, each, warm=False)
+        print(f"echo bot: {echo:.0f} updates/s")
     for label, url in (("SQLite", None), ("PostgreSQL", pg)):
         if label == "PostgreSQL" and url is None:
             continue
         if label == "SQLite" and args.db == "pg":
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            turns = await throughput(
-                lambda e, u=url, t=tmp: safebot(e, Path(t) / "a", u, **LIFTED), users, each, True
-            )
+            turns = float("nan")
+            if args.only != "paced":
+                turns = await throughput(
+                    lambda e, u=url, t=tmp: safebot(e, Path(t) / "a", u, **LIFTED),
+                    users,
+                    each,
+                    True,
+                )
             if args.only == "throughput":
                 print(f"{label}: {turns:.0f} turns/s ({turns / echo:.2f}x echo)")
                 continue
@@ -371,7 +390,7 @@ async def main() -> None:
             paced = await paced_figures(url2, Path(tmp) / "b", burst, args.quick)
         rows.append((label, turns, paced))
         print(f"{label}: {turns:.0f} turns/s ({turns / echo:.2f}x echo); {paced}")
-    if args.only == "throughput":
+    if args.only != "all":
         return
     with tempfile.TemporaryDirectory() as tmp:
         rss = await memory_with(Path(tmp), 10_000 if args.quick else 100_000)

@@ -5,7 +5,8 @@ oddly, so its figures for an asyncio + SQLAlchemy process are hard to read; a sa
 only gets the GIL where the main thread releases it (I/O), so it sees little else. This takes
 a SIGPROF every 2 ms of the process's CPU time instead and records the main thread's stack;
 when the bot exits it writes where the time went: by package (the innermost frame), by
-function (innermost), and inclusive. Run as `python bench/sampler.py OUT -m bot.cli run`.
+function (innermost), and inclusive; SIGUSR1 and SIGUSR2 mark the window to keep (the
+benchmark sends them around what it measures). Run as `python bench/sampler.py OUT -m bot.cli run`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main() -> None:
         raise SystemExit("usage: sampler.py OUT -m module args...")
     module = sys.argv[3]
     sys.argv = [module, *sys.argv[4:]]
+    sys.path[0] = ROOT  # as `python -m` would have it: this checkout, not bench/
     self_pkg: collections.Counter[str] = collections.Counter()
     self_fn: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
@@ -84,7 +86,18 @@ def main() -> None:
         lines += [f"  {100 * c / n:5.1f}%  {k}" for k, c in incl.most_common(120)]
         out.write_text("\n".join(lines) + "\n")
 
+    def window(signum: int, _frame: FrameType | None) -> None:
+        # SIGUSR1: forget what came before (start-up, warming up); SIGUSR2: stop sampling.
+        if signum == signal.SIGUSR1:
+            for counter in (self_pkg, self_fn, incl):
+                counter.clear()
+            total[0] = 0
+        else:
+            signal.setitimer(signal.ITIMER_PROF, 0, 0)
+
     signal.signal(signal.SIGPROF, sample)
+    signal.signal(signal.SIGUSR1, window)
+    signal.signal(signal.SIGUSR2, window)
     signal.setitimer(signal.ITIMER_PROF, INTERVAL, INTERVAL)
     atexit.register(report)
     runpy.run_module(module, run_name="__main__", alter_sys=True)

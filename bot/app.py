@@ -14,7 +14,7 @@ import logging
 import os
 import secrets as secrets_module
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -33,10 +33,13 @@ from telegram.ext import Application
 
 from bot.config import ConfigError, Settings, load_deployment
 from bot.inbox import InboxScheduler, Receiver
-from bot.keyring import ensure_keys, missing_keys
+from bot.keyring import ensure_keys, key_problems, missing_keys, trusted_signers
 from bot.notices import NoticeWorker
 from bot.outbox import OutboxSender
 from bot.polling import StoringPoller
+from bot.portal.app import mount_portal
+from bot.portal.config import load_portal_secrets, load_portal_settings
+from bot.portal.state import Portal
 from bot.ratelimit import retry_after_seconds
 from bot.service import ConversationService, ServerSecrets, TurnResult
 from bot.telegram import ALLOWED_UPDATES, TelegramChannel, build_application, set_commands
@@ -49,7 +52,11 @@ from storage.db import create_engine, is_sqlite, ping, session_factory
 from storage.migrate import upgrade_async
 from storage.opening import require_existing
 from storage.retention import purge
-from storage.server_secrets import load_or_create, load_or_create_token
+from storage.server_secrets import (
+    load_or_create,
+    load_or_create_signing_key,
+    load_or_create_token,
+)
 
 log = logging.getLogger("safebot")
 
@@ -104,16 +111,18 @@ async def build_core(
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     try:
+        signing_key = load_or_create_signing_key(settings.data_dir, settings.signing_key)
         if require_keys and not ctx.deployment.fictional:
-            missing = await missing_keys(sessions, ctx.deployment)
-            if missing:
-                raise ConfigError(no_key_line(missing))
+            problems = await key_problems(sessions, ctx.deployment, signing_key.verify_key)
+            if problems:
+                raise ConfigError("; ".join(problems))
         secrets = ServerSecrets(
             user_hash_key=load_or_create(settings.data_dir, "user-hash", settings.user_hash_key),
             draft_key=load_or_create(settings.data_dir, "draft", settings.draft_key),
             lookup_key=load_or_create(settings.data_dir, "lookup", settings.lookup_key),
+            signing_key=signing_key,
         )
-        await ensure_keys(sessions, ctx.deployment, settings.data_dir)
+        await ensure_keys(sessions, ctx.deployment, settings.data_dir, signing_key.verify_key)
     except BaseException:
         await engine.dispose()
         raise
@@ -137,16 +146,6 @@ def make_data_dir(data_dir: Path) -> None:
         data_dir.chmod(0o700)
 
 
-def no_key_line(missing: Sequence[str]) -> str:
-    """One line: which organisations have no key, and the command that fixes it."""
-    return "; ".join(
-        f"organisation {org!r} has no active key, so its requests could not be sealed: run "
-        f"`safebot keys generate --org {org} --out {org}.identity` on the organisation's "
-        "machine, with this DATABASE_URL"
-        for org in missing
-    )
-
-
 async def readiness(core: Core) -> list[str]:
     """Why the server is not ready to take requests (empty: ready). No ids, no personal data."""
     if not await ping(core.engine):
@@ -168,6 +167,18 @@ class Delivery:
     scheduler: InboxScheduler
     receiver: Receiver
     notices: NoticeWorker
+
+
+def build_portal_state(core: Core) -> Portal:
+    """The advocates' portal, on the same server and database as the bot."""
+    return Portal(
+        sessions=core.sessions,
+        settings=load_portal_settings(core.settings),
+        secrets=load_portal_secrets(core.settings),
+        flow=core.ctx.flow,
+        deployment=core.ctx.deployment,
+        verify_keys=trusted_signers(core.ctx.deployment, core.service.secrets.signing_key),
+    )
 
 
 def build_delivery(core: Core) -> Delivery:
@@ -212,6 +223,7 @@ class RunningServer:
 async def start_server(settings: Settings) -> RunningServer:
     core = await build_core(settings, require_keys=True)
     app = build_web_app(core.engine, lambda: readiness(core))
+    mount_portal(app, build_portal_state(core))
     parts = None
     if settings.token:
         parts = build_delivery(core)

@@ -2,14 +2,15 @@
 
 The flow and its catalogues (what `safebot run` refuses to start with), the deployment file
 against its schema, and, for a real deployment, that every organisation receiving requests
-has an active key in the database. Never creates a database.
+has an active key in the database that the deployment pins, and that the bot's request-signing
+key (if it has one yet) is among those the deployment pins. Never creates a database.
 """
 
 from __future__ import annotations
 
-from bot.app import build_context, no_key_line
+from bot.app import build_context
 from bot.config import ConfigError, Settings, read_deployment_file
-from bot.keyring import missing_keys
+from bot.keyring import key_problems
 from flows.check import check_flow
 from flows.definition import load_flow
 from flows.deployment import Deployment, parse_deployment
@@ -18,6 +19,7 @@ from flows.i18n import load_catalogs
 from storage.db import create_engine, session_factory
 from storage.errors import StorageError
 from storage.opening import require_existing
+from storage.server_secrets import read_signing_key
 
 
 async def check_all(settings: Settings) -> list[str]:
@@ -51,9 +53,11 @@ async def _keys(settings: Settings, deployment: Deployment) -> list[str]:
         await require_existing(settings.database_url)
     except StorageError as exc:
         return [f"keys: {exc}"]
+    signer = read_signing_key(settings.data_dir, settings.signing_key)
     engine = create_engine(settings.database_url)
     try:
-        missing = await missing_keys(session_factory(engine), deployment)
+        verify = None if signer is None else signer.verify_key
+        problems = await key_problems(session_factory(engine), deployment, verify)
     finally:
         await engine.dispose()
-    return [f"keys: {no_key_line([org])}" for org in missing]
+    return [f"keys: {problem}" for problem in problems]

@@ -6,9 +6,13 @@ safebot migrate                 apply database migrations
 safebot check                   list problems in the flow, catalogues, deployment and keys
                                 (exit 1 if any); `check-flows` is the same
 safebot keys generate --org ORG --out FILE [--passphrase-file F]
-safebot keys list
+safebot keys list               which key new requests go to, pins, the request-signing key
+safebot keys revoke --key-id ID never seal to this key again
 safebot handoffs export --org ORG --identity FILE [--identity FILE ...] [--passphrase-file F]
+                        [--format jsonl|text]
 safebot purge                   run the retention job once
+safebot advocates add --org ORG --name NAME [--admin] | list [--org ORG] | remove ID
+safebot audit verify            check the portal's hash-chained audit log
 """
 
 from __future__ import annotations
@@ -149,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, type=Path, help="where to write the private key")
     gen.add_argument("--passphrase-file", type=Path)
     command(keys, "list", "show registered keys", _keys_list, NEEDS)
+    rev = command(keys, "revoke", "never seal a request to this key again", _keys_revoke, NEEDS)
+    rev.add_argument("--key-id", required=True)
 
     hand = sub.add_parser("handoffs", help="contact requests").add_subparsers(
         dest="handoffs", required=True
@@ -156,13 +162,18 @@ def _parser() -> argparse.ArgumentParser:
     exp = command(
         hand,
         "export",
-        "open an organisation's requests offline, as JSON lines",
+        "open an organisation's requests offline, as JSON lines or text",
         _handoffs_export,
         NEEDS,
     )
     exp.add_argument("--org", required=True)
     exp.add_argument("--identity", required=True, type=Path, action="append")
     exp.add_argument("--passphrase-file", type=Path)
+    exp.add_argument("--format", choices=("jsonl", "text"), default="jsonl")
+
+    from bot.portal.commands import add_commands
+
+    add_commands(sub, command, NEEDS)
     return p
 
 
@@ -259,6 +270,16 @@ def _passphrase(path: Path | None, *, confirm: bool) -> bytes:
     return first.encode()
 
 
+def _check_strength(passphrase: bytes, org: str) -> None:
+    """The same bar as the portal's passphrases (bot/portal/passphrases.py)."""
+    from bot.config import ConfigError
+    from bot.portal.passphrases import passphrase_problem
+
+    problem = passphrase_problem(passphrase.decode("utf-8", errors="replace"), [org])
+    if problem:
+        raise ConfigError(f"the passphrase was refused: {problem}")
+
+
 def _check_out(out: Path) -> None:
     from bot.config import ConfigError
 
@@ -297,6 +318,7 @@ async def _keys_generate(args: argparse.Namespace, settings: object) -> int:
     # Everything that can fail without the passphrase fails before it is asked for.
     await require_existing(settings.database_url)
     passphrase = _passphrase(args.passphrase_file, confirm=True)
+    _check_strength(passphrase, args.org)
     await upgrade_async(settings.database_url)
     _, public = await create_identity(args.org, out, passphrase)
     engine = create_engine(settings.database_url)
@@ -305,42 +327,126 @@ async def _keys_generate(args: argparse.Namespace, settings: object) -> int:
     finally:
         await engine.dispose()
     print(f"key {public.key_id} ({public.suite}) for {args.org}; private key in {out}")
+    pins = [*deployment.organisation(args.org).key_fingerprints, public.fingerprint]
+    quoted = ", ".join(f'"{p}"' for p in dict.fromkeys(pins))
+    print(f"pin it: under [[organisations]] id = {args.org!r} in {settings.config_path}, put")
+    print(f"key_fingerprints = [{quoted}]")
     return 0
 
 
 async def _keys_list(args: argparse.Namespace, settings: object) -> int:
-    from bot.config import Settings
-    from storage import queries
+    from bot.config import Settings, load_deployment
+    from storage import org_keys
+    from storage.db import create_engine, session_factory, transaction
+    from storage.opening import require_existing
+    from storage.server_secrets import read_signing_key
+
+    assert isinstance(settings, Settings)
+    deployment = load_deployment(settings.config_path)
+    await require_existing(settings.database_url)
+    pins = {o.id: deployment.key_pins(o.id) for o in deployment.receiving_organisations}
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            keys = await org_keys.describe(session, pins)
+    finally:
+        await engine.dispose()
+    print(
+        f"{'organisation':<24} {'key id':<18} {'suite':<44} {'created (UTC)':<17} "
+        f"{'active':<7} {'pinned':<7} new requests"
+    )
+    for k in keys:
+        r = k.row
+        created = r.created_at.strftime("%Y-%m-%d %H:%M")
+        active = "yes" if r.active else "revoked"
+        pinned = {True: "yes", False: "NO", None: "-"}[k.pinned]
+        current = "yes" if k.current else ""
+        print(
+            f"{r.organisation:<24} {r.key_id:<18} {r.suite:<44} {created:<17} "
+            f"{active:<7} {pinned:<7} {current}"
+        )
+    for org, org_pins in pins.items():
+        if org_pins is None:
+            print(f"note: {org} pins no key_fingerprints (fictional: its newest key is used)")
+        elif not any(k.current for k in keys if k.row.organisation == org):
+            print(f"note: {org} has NO pinned active key: its requests cannot be sealed")
+    signer = read_signing_key(settings.data_dir, settings.signing_key)
+    if signer is None:
+        print("request-signing key: none yet (`safebot run` makes it)")
+    else:
+        verify = signer.verify_key
+        pinned_signer = verify.to_text() in deployment.request_signing_keys
+        print(
+            f"request-signing key {verify.signer_id} "
+            f"({'pinned' if pinned_signer else 'not pinned'}); pin it under [deployment]:"
+        )
+        print(f'request_signing_keys = ["{verify.to_text()}"]')
+    return 0
+
+
+async def _keys_revoke(args: argparse.Namespace, settings: object) -> int:
+    from bot.config import ConfigError, Settings, load_deployment
+    from storage import org_keys
     from storage.db import create_engine, session_factory, transaction
     from storage.opening import require_existing
 
     assert isinstance(settings, Settings)
+    deployment = load_deployment(settings.config_path)
     await require_existing(settings.database_url)
     engine = create_engine(settings.database_url)
     try:
         async with transaction(session_factory(engine)) as session:
-            rows = await queries.list_keys(session)
+            row = await org_keys.revoke(session, args.key_id)
+            if row is None:
+                raise ConfigError(f"no key {args.key_id!r} is registered (`safebot keys list`)")
+            org = row.organisation
+            known = {o.id for o in deployment.organisations}
+            pins = deployment.key_pins(org) if org in known else None
+            left = org_keys.choose(await org_keys.active_keys(session, org), pins)
     finally:
         await engine.dispose()
-    print(f"{'organisation':<24} {'key id':<18} {'suite':<44} {'created (UTC)':<20} active")
-    for r in rows:
-        created = r.created_at.strftime("%Y-%m-%d %H:%M")
-        active = "yes" if r.active else "no"
-        print(f"{r.organisation:<24} {r.key_id:<18} {r.suite:<44} {created:<20} {active}")
+    print(
+        f"key {args.key_id} of {org} revoked: no new request is sealed to it; requests sealed "
+        "to it still open with its identity file"
+    )
+    key = org_keys.public_key(row)
+    if key is not None and key.fingerprint in (pins or ()):
+        print(f"remove {key.fingerprint} from key_fingerprints in {settings.config_path}")
+    if left is None:
+        print(f"{org} has no key left for new requests: run `safebot keys generate --org {org}`")
     return 0
 
 
 async def _handoffs_export(args: argparse.Namespace, settings: object) -> int:
-    from bot.config import Settings
+    from bot.config import ConfigError, Settings, load_deployment
     from bot.handoffs import export_requests
+    from bot.keyring import trusted_signers
+    from flows.definition import load_flow
     from storage.opening import require_existing
+    from storage.server_secrets import read_signing_key
 
     assert isinstance(settings, Settings)
     _check_identities(args.identity)
+    deployment = load_deployment(settings.config_path)
     await require_existing(settings.database_url)
+    signer = read_signing_key(settings.data_dir, settings.signing_key)
+    verify_keys = trusted_signers(deployment, signer)
+    if not verify_keys:
+        raise ConfigError(
+            "no request-signing key to check requests against: pin request_signing_keys in "
+            "[deployment] (`safebot keys list` on the server prints the line)"
+        )
     passphrase = _passphrase(args.passphrase_file, confirm=False)
     count, failed = await export_requests(
-        settings.database_url, args.org, args.identity, passphrase, out=sys.stdout
+        settings.database_url,
+        args.org,
+        args.identity,
+        passphrase,
+        out=sys.stdout,
+        verify_keys=verify_keys,
+        flow=load_flow(),
+        deployment=deployment,
+        fmt=args.format,
     )
     print(f"exported {count} request(s), {failed} could not be opened", file=sys.stderr)
     return 1 if failed else 0

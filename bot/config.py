@@ -51,6 +51,8 @@ class Settings:
     user_hash_key: str | None = None
     draft_key: str | None = None
     lookup_key: str | None = None
+    # The request-signing key (base64, 32 bytes), or None: generated into the data dir.
+    signing_key: str | None = None
 
     @property
     def webhook_path(self) -> str:
@@ -96,6 +98,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         user_hash_key=env.get("SAFEBOT_USER_HASH_KEY") or None,
         draft_key=env.get("SAFEBOT_DRAFT_KEY") or None,
         lookup_key=env.get("SAFEBOT_LOOKUP_KEY") or None,
+        signing_key=env.get("SAFEBOT_SIGNING_KEY") or None,
     )
 
 

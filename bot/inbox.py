@@ -14,13 +14,16 @@ Rules:
    update (under the chat's database lock), so order holds whichever process stored it.
 2. **Fair across people.** One turn per chat per round: among chats with work, the one served
    longest ago goes next, so one person's backlog (or a flood of junk) never delays another
-   person's first turn.
+   person's first turn. Under load a worker takes the next `batch` chats of the normal lane
+   in that order and runs their turns in one transaction (`ConversationService.run_batch`),
+   still one turn per chat.
 3. **Urgent first.** A chat with a quick exit waiting goes before one with an emergency
-   screen waiting, which goes before everyone else.
+   screen waiting, which goes before everyone else, and runs alone, never inside a batch.
 4. **Nothing is lost.** The update stays in the inbox until its turn commits. A turn that
    fails is retried with backoff; one that keeps failing is dropped with an apology so the
-   person's next message can run. Start-up, and a sweep every few seconds, pick up whatever
-   the inbox holds (updates stored by a process that died).
+   person's next message can run. A batch that fails commits nothing and its turns run again
+   one at a time, so only a failing turn is retried. Start-up, and a sweep every few seconds,
+   pick up whatever the inbox holds (updates stored by a process that died).
 """
 
 from __future__ import annotations
@@ -209,16 +212,22 @@ class InboxScheduler:
             try:
                 await self._run(picked)
             finally:
-                for key, chat in picked:
-                    chat.busy = False
-                    if chat.waiting() > 0:
-                        self._push(key, chat)
-                    elif chat.failures == 0:
-                        del self._chats[key]
-                if self._heap:
-                    self._kick()
-                elif not any(c.busy for c in self._chats.values()):
-                    self._idle.set()
+                self._release(picked)
+
+    def _release(self, picked: list[tuple[str, _Chat]]) -> None:
+        """These chats' turns are over: they may be picked again (if anything waits)."""
+        for key, chat in picked:
+            if not chat.busy:
+                continue
+            chat.busy = False
+            if chat.waiting() > 0:
+                self._push(key, chat)
+            elif chat.failures == 0 and self._chats.get(key) is chat:
+                del self._chats[key]
+        if self._heap:
+            self._kick()
+        elif not any(c.busy for c in self._chats.values()):
+            self._idle.set()
 
     async def _run(self, picked: list[tuple[str, _Chat]]) -> None:
         if len(picked) == 1:
@@ -228,11 +237,20 @@ class InboxScheduler:
             turns = await self.service.run_batch([key for key, _chat in picked])
         except Exception as exc:
             # Nothing of the batch committed: each turn runs again on its own, so that only a
-            # failing one is retried (or, after a few tries, dropped with an apology).
+            # failing one is retried (or, after a few tries, dropped with an apology), and
+            # each chat is free again as soon as its own turn is, not after a failing one's
+            # back-off.
             log.warning(
                 "batch of %d turns failed (%s); one at a time", len(picked), type(exc).__name__
             )
-            await asyncio.gather(*(self._one_turn(key, chat) for key, chat in picked))
+
+            async def alone(key: str, chat: _Chat) -> None:
+                try:
+                    await self._one_turn(key, chat)
+                finally:
+                    self._release([(key, chat)])
+
+            await asyncio.gather(*(alone(key, chat) for key, chat in picked))
             return
         for (_key, chat), turn in zip(picked, turns, strict=True):
             self._done(chat, turn)

@@ -4,7 +4,10 @@ A turn is: take the update (from the durable inbox, or straight from the termina
 id, take the person's lock, load the state, step the engine, run every effect through one
 dispatcher (a bounded loop that feeds each effect's result back to the engine), save the state
 and write the replies to the durable outbox, then commit. All of it commits together or none
-of it does:
+of it does. Under load the inbox hands over the turns of many people at once (`run_batch`):
+one turn per chat, all in one transaction, each step one statement for all of them (the
+statements and the commit were most of a turn's cost); if anything in it fails, nothing of it
+commits and its turns run again one at a time, so the rules below hold per turn either way:
 
 1. A redelivered update finds its id claimed and does nothing; an update whose turn crashed is
    still in the inbox and runs again from the start.
@@ -52,6 +55,7 @@ from storage.drafts import open_json, seal_json
 from storage.identity import keyed_hash
 from storage.models import OutboxItem
 from storage.requests import NewRequest, reference_hash, store_request
+from storage.signing import SigningKey, generate_signing_key
 
 log = logging.getLogger("safebot.service")
 
@@ -69,6 +73,9 @@ class ServerSecrets:
     user_hash_key: bytes
     draft_key: bytes
     lookup_key: bytes
+    # Signs every sealed request (bot/app.py loads it from outside the database); a fresh
+    # key by default, for tests: requests signed by it verify against nothing else.
+    signing_key: SigningKey = field(default_factory=generate_signing_key)
 
 
 @dataclass(frozen=True)
@@ -551,6 +558,8 @@ class ConversationService:
                 now=now,
                 retention=dt.timedelta(days=deployment.retention_days),
                 notify=org.notify_chat_id is not None,
+                signer=self.secrets.signing_key,
+                pinned=deployment.key_pins(org.id),
             )
         except Exception as exc:
             # The transaction may be unusable now: roll all of it back and run the turn again,

@@ -52,6 +52,9 @@ class Organisation:
     keeps: LocalText = field(default_factory=dict)
     # A Telegram group for neutral "new request" notices; never gets personal data.
     notify_chat_id: int | None = None
+    # SHA-256 fingerprints (hex) of the keys requests may be sealed to: the database alone
+    # cannot add a key. Empty: unpinned, which only a fictional deployment accepts.
+    key_fingerprints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class Deployment:
     retention_days: int = 30
     closed_retention_days: int = 7
     fictional: bool = False
+    # The bot's request-signing public keys (`safebot-sig1:...`), for checking requests away
+    # from the server (the export); empty: the server's own key is used where it is at hand.
+    request_signing_keys: tuple[str, ...] = ()
 
     def organisation(self, org_id: str) -> Organisation:
         for org in self.organisations:
@@ -98,6 +104,14 @@ class Deployment:
     @property
     def receiving_organisations(self) -> tuple[Organisation, ...]:
         return tuple(o for o in self.organisations if o.receives_requests)
+
+    def key_pins(self, org_id: str) -> frozenset[str] | None:
+        """The fingerprints a request for `org_id` may be sealed to; None (any registered
+        key) only for an unpinned organisation of a fictional deployment."""
+        pins = self.organisation(org_id).key_fingerprints
+        if not pins and self.fictional:
+            return None
+        return frozenset(pins)
 
     def route(self, language: str, chosen: str | None) -> str:
         """Which organisation receives a request: the victim's choice where allowed, else by

@@ -32,6 +32,8 @@ from flows.i18n import bundled_locales_dir
 
 SOURCE_LANGUAGE = "en"  # the flow is written in English: it needs no catalogue
 ORG_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+SIGNING_KEY = re.compile(r"^safebot-sig1:[A-Za-z0-9_-]{43}$")
 # Ofcom's numbers for drama (national significant numbers, 10 digits): never connected.
 # phonenumbers calls them "possible" but not "valid"; a fictional deployment may use them.
 DRAMA_PREFIXES = (
@@ -71,6 +73,28 @@ def _org_id(value: str) -> str:
     return value
 
 
+def _fingerprint(value: str) -> str:
+    # As `safebot keys generate` prints it; case and spaces are forgiven.
+    clean = value.replace(" ", "").lower()
+    if not FINGERPRINT.match(clean):
+        raise PydanticCustomError(
+            "fingerprint",
+            "{got}: a key fingerprint is 64 hex digits, as `safebot keys generate` prints it",
+            _got(value),
+        )
+    return clean
+
+
+def _signing_key(value: str) -> str:
+    if not SIGNING_KEY.match(value.strip()):
+        raise PydanticCustomError(
+            "signing_key",
+            "{got}: a request-signing key is safebot-sig1:..., as `safebot keys list` prints it",
+            _got(value),
+        )
+    return value.strip()
+
+
 def _https(value: str) -> str:
     url = urlparse(value)
     if url.scheme != "https" or not url.hostname or any(c.isspace() for c in value):
@@ -107,6 +131,8 @@ def _got(value: object) -> dict[str, str]:
 Text = Annotated[str, AfterValidator(_not_blank)]
 IsoDate = Annotated[str, PlainValidator(_iso_date)]
 OrgId = Annotated[str, AfterValidator(_org_id)]
+Fingerprint = Annotated[str, AfterValidator(_fingerprint)]
+SigningKeyText = Annotated[str, AfterValidator(_signing_key)]
 HttpsUrl = Annotated[str, AfterValidator(_https)]
 LocalIn = Annotated[str | dict[str, str], PlainValidator(_local_shape)]
 
@@ -125,6 +151,7 @@ class DeploymentIn(_Table):
     fictional: bool
     default_language: Text
     languages: list[Text] = Field(min_length=1)
+    request_signing_keys: list[SigningKeyText] = []
 
 
 class TranslationIn(_Table):
@@ -171,6 +198,7 @@ class OrganisationIn(_Table):
     notify_chat_id: int | None = None
     contact_within_days: int | None = Field(default=None, ge=1, le=30)
     keeps: LocalIn | None = None
+    key_fingerprints: list[Fingerprint] | None = None
 
 
 class RoutingIn(_Table):
@@ -426,7 +454,7 @@ def _organisation(
                     f"{path}.{key} is required for an organisation that receives requests"
                 )
     else:
-        for key in ("contact_within_days", "keeps", "notify_chat_id"):
+        for key in ("contact_within_days", "keeps", "notify_chat_id", "key_fingerprints"):
             if getattr(o, key) is not None:
                 check.problems.append(
                     f"{path}.{key}: only for an organisation that receives requests "
@@ -443,6 +471,7 @@ def _organisation(
         contact_within_days=o.contact_within_days,
         keeps=check.local(o.keeps, f"{path}.keeps"),
         notify_chat_id=o.notify_chat_id,
+        key_fingerprints=tuple(dict.fromkeys(o.key_fingerprints or ())),
     )
 
 
@@ -563,4 +592,5 @@ def parse(data: Mapping[str, Any], catalogues: Collection[str] | None = None) ->
         retention_days=retention.days,
         closed_retention_days=retention.closed_days,
         fictional=dep.fictional,
+        request_signing_keys=tuple(dict.fromkeys(dep.request_signing_keys)),
     )

@@ -50,7 +50,9 @@ def owner_only(path: str) -> None:
             os.chmod(path + suffix, 0o600)
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> AsyncEngine:
+    """`busy_timeout_ms` (SQLite): how long a writer waits for another process's lock; the
+    migrations, which several processes may start at once, wait longer."""
     url = normalise_url(url)
     # SQL errors would otherwise quote bound parameters into exception text, and so into logs.
     kwargs.setdefault("hide_parameters", True)
@@ -74,7 +76,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             for pragma in (
                 # The busy timeout first: switching to WAL needs the file's lock, which another
                 # process starting at the same moment may hold.
-                "PRAGMA busy_timeout=5000",
+                f"PRAGMA busy_timeout={int(busy_timeout_ms)}",
                 "PRAGMA journal_mode=WAL",
                 "PRAGMA foreign_keys=ON",
                 "PRAGMA secure_delete=ON",

@@ -186,14 +186,20 @@ async def renew_lease(session: AsyncSession, owner: str, now: dt.datetime) -> No
     )
 
 
-async def first_waiting(session: AsyncSession, chat_key: str) -> int | None:
-    """The oldest item still waiting for this chat, whichever process holds it: an item may be
-    sent only when it is the first (per-person order across processes), and only while it is
-    still there (a quick exit in another process deletes it)."""
-    value = await session.scalar(
-        select(func.min(OutboxItem.id)).where(OutboxItem.chat_key == chat_key)
+async def first_waiting(session: AsyncSession, chat_keys: Sequence[str]) -> dict[str, int]:
+    """The oldest item still waiting for each of these chats, whichever process holds it (a
+    chat with none is missing): an item may be sent only when it is the first (per-person
+    order across processes), and only while it is still there (a quick exit in another
+    process deletes it)."""
+    if not chat_keys:
+        return {}
+    outbox = table(OutboxItem)
+    result = await session.execute(
+        select(outbox.c.chat_key, func.min(outbox.c.id))
+        .where(outbox.c.chat_key.in_(chat_keys))
+        .group_by(outbox.c.chat_key)
     )
-    return None if value is None else int(value)
+    return {str(k): int(i) for k, i in result.all()}
 
 
 async def delivered(
@@ -311,24 +317,44 @@ class Rate:
     tolerance: float  # how far ahead a burst may run, in seconds
 
 
-async def reserve_send(session: AsyncSession, rates: Sequence[Rate], now: float) -> float:
-    """Take one send's slot from every bucket; return how many seconds from `now` the send
-    may go. GCRA: a send is allowed once `now >= tat - tolerance`, and pushes `tat` on by one
-    interval. PostgreSQL only (several processes never share SQLite)."""
-    delay = 0.0
-    for rate in rates:
-        stmt = (
-            pg_insert(SendBudget)
-            .values(key=rate.key, tat=now + rate.interval)
-            .on_conflict_do_update(
-                index_elements=[SendBudget.key],
-                set_={"tat": func.greatest(SendBudget.tat, now) + rate.interval},
-            )
-            .returning(SendBudget.tat)
-        )
-        tat = float((await session.execute(stmt)).scalar_one())
-        delay = max(delay, tat - rate.interval - rate.tolerance - now)
-    return max(0.0, delay)
+async def reserve_sends(
+    session: AsyncSession, sends: Sequence[Sequence[Rate]], now: float
+) -> list[float]:
+    """Take a slot from every bucket of each send, in the order given, with one statement;
+    return how many seconds from `now` each send may go. GCRA: a send is allowed once
+    `now >= tat - tolerance`, and pushes `tat` on by one interval, so n sends from one bucket
+    push it on by n intervals and the j-th of them has the slot one interval after the one
+    before. PostgreSQL only (several processes never share SQLite)."""
+    wanted: dict[str, tuple[Rate, int]] = {}
+    for rates in sends:
+        for rate in rates:
+            _rate, n = wanted.get(rate.key, (rate, 0))
+            wanted[rate.key] = (rate, n + 1)
+    if not wanted:
+        return [0.0 for _ in sends]
+    budget = table(SendBudget)
+    insert_ = pg_insert(budget).values(
+        [{"key": k, "tat": now + n * rate.interval} for k, (rate, n) in wanted.items()]
+    )
+    # The inserted value is now + n intervals; a bucket already there moves on from its own
+    # tat, or from now if it has run dry: greatest(tat, now) + n intervals.
+    upsert = insert_.on_conflict_do_update(
+        index_elements=[budget.c.key],
+        set_={"tat": func.greatest(budget.c.tat, now) + (insert_.excluded.tat - now)},
+    ).returning(budget.c.key, budget.c.tat)
+    tats = {str(k): float(t) for k, t in (await session.execute(upsert)).all()}
+    # Where each bucket's first slot of this batch is, before the batch pushed it on.
+    start = {k: tats[k] - n * rate.interval for k, (rate, n) in wanted.items()}
+    taken = dict.fromkeys(wanted, 0)
+    delays = []
+    for rates in sends:
+        delay = 0.0
+        for rate in rates:
+            slot = start[rate.key] + taken[rate.key] * rate.interval
+            taken[rate.key] += 1
+            delay = max(delay, slot - rate.tolerance - now)
+        delays.append(max(0.0, delay))
+    return delays
 
 
 async def forget_idle_budgets(session: AsyncSession, now: float) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -200,3 +201,143 @@ class SendBudget(Base):
 
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     tat: Mapped[float] = mapped_column(Float)
+
+
+# ---- the advocates' portal (bot/portal) ------------------------------------------------------
+#
+# Nothing here lets the server open a request on its own: an advocate's personal private key is
+# wrapped under a key derived from her passphrase (Argon2id, the identity-file format of
+# storage/keys.py), and the organisation's private key is only ever stored sealed (HPKE) to an
+# advocate's personal public key. Tokens, session ids and recovery codes are stored as hashes.
+
+
+class Advocate(Base):
+    """A support worker of one receiving organisation. `login` and the secrets are NULL until
+    she completes her one-time set-up link."""
+
+    __tablename__ = "advocates"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    organisation: Mapped[str] = mapped_column(String(64), index=True)
+    display_name: Mapped[str] = mapped_column(String(120))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    login: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # argon2-cffi PasswordHasher output (argon2id, parameters and salt inside).
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # ChaCha20-Poly1305 under the portal's server key, bound to the advocate id.
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The highest TOTP time-step accepted so far: a code is good once (replay refused).
+    totp_last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Her personal HPKE key pair: the public key in the clear, the private key as a
+    # storage/keys.py identity document under her passphrase.
+    public_key: Mapped[str | None] = mapped_column(Text)
+    # HMAC of the public key under the portal's server key (kept outside the database): a
+    # key swapped in the database is refused before an admin grants access to it.
+    public_key_mac: Mapped[str | None] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    set_up_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SetupLink(Base):
+    """A one-time set-up link: only the SHA-256 of its random token is stored. The TOTP secret
+    offered on the set-up page is kept here (sealed) until the set-up completes."""
+
+    __tablename__ = "setup_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    advocate_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("advocates.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    pending_totp: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for a TOTP code; stored as a keyed hash."""
+
+    __tablename__ = "recovery_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    advocate_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("advocates.id", ondelete="CASCADE"), index=True
+    )
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AdvocateSession(Base):
+    """A server-side portal session: the cookie carries the random id, the table its SHA-256.
+    The unwrapped organisation key lives only in the serving process's memory."""
+
+    __tablename__ = "advocate_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    advocate_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("advocates.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class KeyGrant(Base):
+    """One organisation private key, HPKE-sealed to one advocate's personal public key."""
+
+    __tablename__ = "key_grants"
+
+    advocate_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("advocates.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    granted_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RequestWork(Base):
+    """Who holds a request (the lease) and what was recorded, apart from the sealed request so
+    that the bot's own tables stay as they are. Goes with the request (retention, /forget)."""
+
+    __tablename__ = "request_work"
+
+    request_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("contact_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    holder_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # "contacted", "not_reached" or "closed"; a reason from bot/portal/answers.py CLOSE_REASONS.
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    close_reason: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoginThrottle(Base):
+    """Failed logins per account and per address (both keyed hashes)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """The portal's audit log: who (an advocate id), what, when; never personal data. Each
+    entry's `entry_hash` is an HMAC over its content and `prev_hash`: an altered, inserted or
+    deleted entry breaks the chain (storage/audit.py)."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    organisation: Mapped[str | None] = mapped_column(String(64), index=True)
+    actor: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)

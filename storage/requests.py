@@ -1,9 +1,13 @@
-"""Contact requests: seal for the receiving organisation, store, look up by reference code.
+"""Contact requests: seal for the receiving organisation, store, open, look up by reference.
 
 Only routing and triage data stay in the clear (organisation, language, creation time,
-status, urgency, key id). Everything the victim typed or chose is inside the HPKE envelope,
-whose `info` binds the request id, organisation and creation time: an envelope moved to
-another row does not open.
+status, urgency, key id). Everything the victim typed or chose is inside the HPKE envelope.
+The envelope binds the request id, organisation, creation time, language, urgency and key
+id, and is signed with the server's signing key (`storage.sealing`, version 2), so opening
+(`open_request`) says whether the bot wrote it and which cleartext column was changed since.
+Status is not bound: it changes as the request is worked on.
+
+The key it is sealed to is chosen among the pinned ones (`storage.org_keys`).
 """
 
 from __future__ import annotations
@@ -15,16 +19,24 @@ import json
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.kinds import RequestStatus
-from storage import queries
+from storage import org_keys, queries
 from storage.errors import SealingError
 from storage.models import ContactRequest, Notice
-from storage.sealing import RecipientPublicKey, SealContext, seal
+from storage.sealing import (
+    RecipientPrivateKey,
+    SealContext,
+    Verdict,
+    open_verified,
+    seal,
+    verify_envelope,
+)
+from storage.signing import SigningKey, VerifyKey
 
 REFERENCE_DIGITS = 16  # about 53 bits: not guessable, still easy to read aloud in groups of 4
 PAYLOAD_FORMAT = "safebot-request-v1"
@@ -77,21 +89,29 @@ async def store_request(
     now: dt.datetime,
     retention: dt.timedelta,
     notify: bool,
+    signer: SigningKey,
+    pinned: Collection[str] | None,
 ) -> StoredRequest:
-    """Seal and add the request (and its neutral notice) to the session. The caller commits;
-    only after that commit may the victim be told it was received."""
+    """Seal, sign and add the request (and its neutral notice) to the session. The caller
+    commits; only after that commit may the victim be told it was received.
+
+    `pinned`: the key fingerprints the deployment names for the organisation (None: it
+    allows unpinned keys, fictional deployments only)."""
     # SQLite keeps no offset: store UTC, or the sealed created_at would not match on read.
     now = now.astimezone(dt.UTC)
-    key_row = await queries.newest_key(session, request.organisation)
-    if key_row is None:
-        raise SealingError(f"no active key for organisation {request.organisation!r}")
-    recipient = RecipientPublicKey.from_text(key_row.public_key)
+    recipient = await org_keys.recipient(session, request.organisation, pinned)
+    if recipient is None:
+        which = "active key" if pinned is None else "active key pinned in the deployment"
+        raise SealingError(f"no {which} for organisation {request.organisation!r}")
     request_id = uuid.uuid4().hex
-    envelope = seal(
-        payload(request, request_id, now),
-        recipient,
-        SealContext(request_id=request_id, org=request.organisation, created_at=now),
+    context = SealContext(
+        request_id=request_id,
+        org=request.organisation,
+        created_at=now,
+        language=request.language,
+        urgent=request.urgent,
     )
+    envelope = seal(payload(request, request_id, now), recipient, context, signer)
     # A reference collision is astronomically unlikely; the unique index makes it loud.
     reference = new_reference()
     await queries.insert_request(
@@ -121,3 +141,89 @@ async def store_request(
             ),
         )
     return StoredRequest(request_id=request_id, reference=reference)
+
+
+# ---- opening ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenedRequest:
+    """An opened request: the answers (codes, as sealed), what the bot sealed about it
+    (request_id, organisation, created_at, language, urgent) and the verdict. Show
+    `sealed`, not the row's columns: where they differ, `verdict.altered` names them."""
+
+    request_id: str
+    answers: Mapping[str, str] = field(repr=False)
+    sealed: Mapping[str, object]
+    verdict: Verdict
+
+
+def aware(when: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes; they were stored as UTC.
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def row_context(row: ContactRequest) -> SealContext:
+    """The row's cleartext columns, as a context to compare with what was sealed."""
+    return SealContext(
+        request_id=row.id,
+        org=row.organisation,
+        created_at=aware(row.created_at),
+        language=row.language,
+        urgent=bool(row.urgent),
+    )
+
+
+def check_request(row: ContactRequest, verify_keys: Iterable[VerifyKey]) -> Verdict:
+    """The verdict without opening (no private key): genuine, altered, forged or unsigned."""
+    return verify_envelope(row.envelope, row_context(row), list(verify_keys), key_id=row.key_id)
+
+
+def open_request(
+    row: ContactRequest,
+    identities: Iterable[RecipientPrivateKey],
+    verify_keys: Iterable[VerifyKey],
+) -> OpenedRequest:
+    """Open a stored request and judge it. `verify_keys` must not come from the database
+    (the server's signing key, the deployment's `request_signing_keys`). Raises SealingError
+    if it cannot be opened with `identities` or its contents are not a request."""
+    context = row_context(row)
+    opened = open_verified(
+        row.envelope, list(identities), context, list(verify_keys), key_id=row.key_id
+    )
+    try:
+        doc = json.loads(opened.plaintext)
+    except ValueError:
+        raise SealingError("sealed contents are not a request") from None
+    if not isinstance(doc, dict) or doc.get("format") != PAYLOAD_FORMAT:
+        raise SealingError("sealed contents are not a request")
+    answers = doc.get("answers")
+    if not isinstance(answers, dict):
+        raise SealingError("sealed contents are not a request")
+    sealed = {k: doc.get(k) for k in ("request_id", "organisation", "created_at")}
+    sealed |= {"language": doc.get("language"), "urgent": doc.get("urgent")}
+    # The payload repeats the metadata: for a version-1 envelope, which bound only its
+    # placement, this is where a changed language or urgent shows.
+    verdict = opened.verdict.with_altered(_payload_differences(sealed, context, row.id))
+    return OpenedRequest(row.id, {str(k): str(v) for k, v in answers.items()}, sealed, verdict)
+
+
+def _payload_differences(
+    sealed: Mapping[str, object], row: SealContext, request_id: str
+) -> list[str]:
+    out = []
+    if sealed["request_id"] != request_id:
+        out.append("request_id")
+    if sealed["organisation"] != row.org:
+        out.append("organisation")
+    try:
+        when = dt.datetime.fromisoformat(str(sealed["created_at"]))
+        if aware(when) != row.created_at:
+            out.append("created_at")
+    except ValueError:
+        out.append("created_at")
+    if sealed["language"] != row.language:
+        out.append("language")
+    if sealed["urgent"] is not row.urgent:
+        out.append("urgent")
+    return out

@@ -17,8 +17,12 @@ Rules of this module
   appear.
 * Every envelope is bound to its place. The HPKE ``info`` string covers the envelope
   header (format version, suite, key id) and the :class:`SealContext` (request id,
-  organisation, creation time): an envelope copied to another row, another organisation
-  or under another key header does not open.
+  organisation, creation time; since version 2 also language and urgent): an envelope
+  copied to another row, another organisation or under another key header does not open
+  with :func:`open_sealed`, and :func:`open_verified` names the field that differs.
+* The bot signs what it seals (version 2, Ed25519, ``storage.signing``): anyone can seal
+  to a public key, so only a signature by a key from outside the database tells a request
+  the bot wrote from one written straight into the database.
 * Plaintext is padded to a multiple of :data:`PAD_BLOCK` bytes (after a 4-byte length
   prefix), so the stored size reveals the message length only to within 256 bytes.
 * Two suites. ``mlkem768x25519-hkdfsha256-chacha20poly1305`` (X-Wing: ML-KEM-768 with
@@ -41,17 +45,30 @@ A private key is a 32-byte seed, whatever the suite.
 A key id defaults to the first 16 hex digits of ``SHA-256(public key bytes)``, so it is
 stable and can be recomputed from the public key.
 
-Envelope format (version 1)
-===========================
+Envelope format (version 2, signed)
+===================================
 
 ::
 
     b"SB"            magic, 2 bytes
-    0x01             format version, 1 byte
+    0x02             format version, 1 byte
     suite id         1 byte: 0x01 hybrid, 0x02 X25519
     key id length    1 byte (1..64)
     key id           ASCII [A-Za-z0-9._-]
-    enc || ct        HPKE single-shot output (encapsulated key, then AEAD ciphertext)
+    context length   2 bytes, big-endian
+    context          SealContext.bound_bytes(): request id, organisation, created_at,
+                     language, urgent ("1"/"0"), each as a 2-byte length and UTF-8
+    signer id length 1 byte (1..64)
+    signer id        16 hex digits of SHA-256 of the bot's Ed25519 public key
+    enc || ct        HPKE single-shot output; info = label || length || everything above
+    signature        64 bytes, Ed25519 over label || everything above and enc || ct
+
+The context travels in the clear (it is a copy of the row's cleartext columns), bound by
+HPKE and by the signature: a changed ``urgent`` in the database no longer matches it, and
+:func:`verify_envelope` says which field changed. Version 1 (everything above but the
+context, the signer id and the signature; the context is bound through ``info`` only, and
+only the placement: request id, organisation, created_at) is what the bot wrote before
+signing; it still opens, reported as unsigned.
 
 Cost on the development machine: about 0.1-0.2 ms to seal and to open 1 KB with the hybrid
 suite; the hybrid envelope is about 1.15 KB larger than its padded plaintext.
@@ -66,8 +83,9 @@ import re
 import secrets
 import struct
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cache
 from typing import Final
 
@@ -76,31 +94,40 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
 from storage.errors import SealingError
+from storage.signing import SIGNATURE_BYTES, SigningKey, VerifyKey, verify_keys_by_id
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "LEGACY_VERSION",
     "PAD_BLOCK",
     "SUITES",
     "SUITE_HYBRID",
     "SUITE_X25519",
+    "Authenticity",
+    "Opened",
     "RecipientPrivateKey",
     "RecipientPublicKey",
     "SealContext",
+    "Verdict",
     "default_suite",
     "envelope_key_id",
     "envelope_suite",
+    "envelope_version",
     "generate_keypair",
     "hybrid_supported",
     "open_sealed",
+    "open_verified",
     "public_key_of",
     "seal",
+    "verify_envelope",
 ]
 
 SUITE_HYBRID: Final = "mlkem768x25519-hkdfsha256-chacha20poly1305"
 SUITE_X25519: Final = "x25519-hkdfsha256-chacha20poly1305"
 SUITES: Final = (SUITE_HYBRID, SUITE_X25519)
 
-ENVELOPE_VERSION: Final = 1
+ENVELOPE_VERSION: Final = 2  # signed, triage fields bound
+LEGACY_VERSION: Final = 1  # unsigned, from before signing; still opens
 PAD_BLOCK: Final = 256
 MAX_PLAINTEXT_BYTES: Final = 16 * 1024 * 1024
 SEED_BYTES: Final = 32
@@ -110,6 +137,8 @@ MAX_CONTEXT_FIELD_BYTES: Final = 1024
 _MAGIC: Final = b"SB"
 _PUBLIC_TEXT_PREFIX: Final = "safebot-pk1"
 _INFO_LABEL: Final = b"safebot-seal-v1\x00"
+_INFO_LABEL_V2: Final = b"safebot-seal-v2\x00"
+_SIGNATURE_LABEL: Final = b"safebot-request-signature-v2\x00"
 _KEY_ID_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _PAD_PREFIX: Final = struct.Struct(">I")
 _AEAD_TAG_BYTES: Final = 16
@@ -339,39 +368,118 @@ def _field(value: str, name: str) -> bytes:
     return struct.pack(">H", len(raw)) + raw
 
 
+def _read_fields(raw: bytes, count: int) -> list[str]:
+    out, pos = [], 0
+    for _ in range(count):
+        if len(raw) < pos + 2:
+            raise SealingError("malformed envelope context")
+        (length,) = struct.unpack_from(">H", raw, pos)
+        pos += 2
+        if length == 0 or len(raw) < pos + length:
+            raise SealingError("malformed envelope context")
+        try:
+            out.append(raw[pos : pos + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise SealingError("malformed envelope context") from None
+        pos += length
+    if pos != len(raw):
+        raise SealingError("malformed envelope context")
+    return out
+
+
+_URGENT_TEXT: Final = {True: "1", False: "0"}
+
+
 @dataclass(frozen=True)
 class SealContext:
-    """Where an envelope belongs: the row (request id), organisation and creation time.
+    """Where an envelope belongs (request id, organisation, creation time) and the triage
+    fields stored in the clear beside it (language, urgent).
 
     ``created_at`` must be timezone-aware; it is bound as UTC at microsecond precision,
     so the stored value must round-trip exactly (same instant, microseconds kept).
+
+    Version-1 envelopes bind the first three only. Version 2 (signed) binds all five, and
+    carries them in its header, so an opened request can say which cleartext field was
+    changed. In a context given to :func:`open_sealed`, ``language`` or ``urgent`` left as
+    None is not compared; sealing a version-2 envelope needs both.
     """
 
     request_id: str
     org: str
     created_at: datetime
+    language: str | None = None
+    urgent: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.created_at, datetime):
             raise SealingError("seal context created_at must be a datetime")
         if self.created_at.tzinfo is None or self.created_at.utcoffset() is None:
             raise SealingError("seal context created_at must be timezone-aware")
+        if self.urgent is not None and not isinstance(self.urgent, bool):
+            raise SealingError("seal context urgent must be a bool")
+        if self.language is not None:
+            _field(self.language, "language")
         self.to_bytes()  # validates the text fields
 
     def created_at_utc(self) -> str:
         return self.created_at.astimezone(UTC).isoformat(timespec="microseconds")
 
     def to_bytes(self) -> bytes:
-        """Canonical encoding: each field as a 2-byte big-endian length and UTF-8."""
+        """Version-1 encoding (placement only): each field as a 2-byte length and UTF-8."""
         return (
             _field(self.request_id, "request_id")
             + _field(self.org, "org")
             + _field(self.created_at_utc(), "created_at")
         )
 
+    def bound_bytes(self) -> bytes:
+        """Version-2 encoding: placement, then language and urgent ("1" / "0")."""
+        if self.language is None or self.urgent is None:
+            raise SealingError("a signed envelope binds language and urgent: give both")
+        return (
+            self.to_bytes()
+            + _field(self.language, "language")
+            + _field(_URGENT_TEXT[self.urgent], "urgent")
+        )
 
-def _info(header: bytes, context: SealContext) -> bytes:
+    @classmethod
+    def from_bound_bytes(cls, raw: bytes) -> SealContext:
+        request_id, org, created, language, urgent = _read_fields(raw, 5)
+        if urgent not in ("0", "1"):
+            raise SealingError("malformed envelope context")
+        try:
+            when = datetime.fromisoformat(created)
+            context = cls(request_id, org, when, language, urgent == "1")
+        except ValueError:
+            raise SealingError("malformed envelope context") from None
+        if context.bound_bytes() != raw:
+            raise SealingError("malformed envelope context")
+        return context
+
+    def differences(self, sealed: SealContext) -> tuple[str, ...]:
+        """The fields of this context (a database row's) that differ from ``sealed``;
+        a field this context leaves as None is not compared."""
+        out = []
+        if self.request_id != sealed.request_id:
+            out.append("request_id")
+        if self.org != sealed.org:
+            out.append("organisation")
+        if self.created_at != sealed.created_at:  # compared as instants
+            out.append("created_at")
+        if self.language is not None and self.language != sealed.language:
+            out.append("language")
+        if self.urgent is not None and self.urgent != sealed.urgent:
+            out.append("urgent")
+        return tuple(out)
+
+
+def _info_v1(header: bytes, context: SealContext) -> bytes:
     return _INFO_LABEL + struct.pack(">H", len(header)) + header + context.to_bytes()
+
+
+def _info_v2(header: bytes) -> bytes:
+    # The version-2 header holds the bound context itself.
+    return _INFO_LABEL_V2 + struct.pack(">H", len(header)) + header
 
 
 # --------------------------------------------------------------------------------------
@@ -381,14 +489,51 @@ def _info(header: bytes, context: SealContext) -> bytes:
 
 @dataclass(frozen=True)
 class _Header:
+    version: int
     suite: str
     key_id: str
     raw: bytes
+    context: SealContext | None = None  # version 2: what was bound
+    signer_id: str | None = None  # version 2: whose signature closes the envelope
 
 
 def _header_bytes(suite: str, key_id: str) -> bytes:
     kid = key_id.encode("ascii")
-    return _MAGIC + bytes([ENVELOPE_VERSION, _SUITE_TO_BYTE[suite], len(kid)]) + kid
+    return _MAGIC + bytes([LEGACY_VERSION, _SUITE_TO_BYTE[suite], len(kid)]) + kid
+
+
+def _header_bytes_v2(suite: str, key_id: str, context: SealContext, signer_id: str) -> bytes:
+    kid = key_id.encode("ascii")
+    bound = context.bound_bytes()
+    sid = signer_id.encode("ascii")
+    return (
+        _MAGIC
+        + bytes([ENVELOPE_VERSION, _SUITE_TO_BYTE[suite], len(kid)])
+        + kid
+        + struct.pack(">H", len(bound))
+        + bound
+        + bytes([len(sid)])
+        + sid
+    )
+
+
+def _ascii_id(envelope: bytes, pos: int, what: str) -> tuple[str, int]:
+    """A 1-byte length and an id of ``[A-Za-z0-9._-]`` at ``pos``; the position after it."""
+    if len(envelope) < pos + 1:
+        raise SealingError("truncated envelope")
+    length = envelope[pos]
+    pos += 1
+    if length == 0 or length > MAX_KEY_ID_BYTES:
+        raise SealingError(f"malformed envelope {what}")
+    if len(envelope) < pos + length:
+        raise SealingError("truncated envelope")
+    try:
+        value = envelope[pos : pos + length].decode("ascii")
+    except UnicodeDecodeError:
+        raise SealingError(f"malformed envelope {what}") from None
+    if _KEY_ID_RE.fullmatch(value) is None:
+        raise SealingError(f"malformed envelope {what}")
+    return value, pos + length
 
 
 def _parse_header(envelope: bytes) -> _Header:
@@ -400,24 +545,36 @@ def _parse_header(envelope: bytes) -> _Header:
     if envelope[: len(_MAGIC)] != _MAGIC:
         raise SealingError("not a sealed envelope (bad magic)")
     pos = len(_MAGIC)
-    version, suite_byte, kid_len = envelope[pos], envelope[pos + 1], envelope[pos + 2]
-    if version != ENVELOPE_VERSION:
+    version, suite_byte = envelope[pos], envelope[pos + 1]
+    if version not in (LEGACY_VERSION, ENVELOPE_VERSION):
         raise SealingError(f"unsupported envelope version {version}")
     suite = _BYTE_TO_SUITE.get(suite_byte)
     if suite is None:
         raise SealingError(f"unsupported envelope suite {suite_byte:#04x}")
-    pos += 3
-    if kid_len == 0 or kid_len > MAX_KEY_ID_BYTES:
-        raise SealingError("malformed envelope key id")
-    if len(envelope) < pos + kid_len:
+    key_id, pos = _ascii_id(envelope, pos + 2, "key id")
+    if version == LEGACY_VERSION:
+        return _Header(version, suite, key_id, envelope[:pos])
+    if len(envelope) < pos + 2:
         raise SealingError("truncated envelope")
-    try:
-        key_id = envelope[pos : pos + kid_len].decode("ascii")
-    except UnicodeDecodeError:
-        raise SealingError("malformed envelope key id") from None
-    if _KEY_ID_RE.fullmatch(key_id) is None:
-        raise SealingError("malformed envelope key id")
-    return _Header(suite=suite, key_id=key_id, raw=envelope[: pos + kid_len])
+    (bound_len,) = struct.unpack_from(">H", envelope, pos)
+    pos += 2
+    if len(envelope) < pos + bound_len:
+        raise SealingError("truncated envelope")
+    context = SealContext.from_bound_bytes(envelope[pos : pos + bound_len])
+    signer_id, pos = _ascii_id(envelope, pos + bound_len, "signer id")
+    return _Header(version, suite, key_id, envelope[:pos], context, signer_id)
+
+
+def _body_and_signature(header: _Header, envelope: bytes) -> tuple[bytes, bytes | None]:
+    rest = bytes(envelope)[len(header.raw) :]
+    signature = None
+    if header.version == ENVELOPE_VERSION:
+        if len(rest) < SIGNATURE_BYTES:
+            raise SealingError("truncated envelope")
+        rest, signature = rest[:-SIGNATURE_BYTES], rest[-SIGNATURE_BYTES:]
+    if len(rest) < _ENC_BYTES[header.suite] + _AEAD_TAG_BYTES:
+        raise SealingError("truncated envelope")
+    return rest, signature
 
 
 def envelope_key_id(envelope: bytes) -> str:
@@ -428,6 +585,11 @@ def envelope_key_id(envelope: bytes) -> str:
 def envelope_suite(envelope: bytes) -> str:
     """The suite an envelope was sealed with (from its header; not authenticated)."""
     return _parse_header(envelope).suite
+
+
+def envelope_version(envelope: bytes) -> int:
+    """1: unsigned, from before signing; 2: signed, triage fields bound."""
+    return _parse_header(envelope).version
 
 
 def _pad(plaintext: bytes) -> bytes:
@@ -445,8 +607,18 @@ def _unpad(padded: bytes) -> bytes:
     return padded[_PAD_PREFIX.size : end]
 
 
-def seal(plaintext: bytes, recipient: RecipientPublicKey, context: SealContext) -> bytes:
-    """Seal ``plaintext`` so that only ``recipient``'s private key opens it, in ``context``."""
+def seal(
+    plaintext: bytes,
+    recipient: RecipientPublicKey,
+    context: SealContext,
+    signer: SigningKey | None = None,
+) -> bytes:
+    """Seal ``plaintext`` so that only ``recipient``'s private key opens it, in ``context``.
+
+    With ``signer`` (what the bot always does): a version-2 envelope that binds the whole
+    context, language and urgent included, and is signed. Without: a version-1 envelope,
+    the format from before signing, which proves nothing about who wrote it.
+    """
     if not isinstance(plaintext, bytes):
         raise SealingError("plaintext must be bytes")
     if len(plaintext) > MAX_PLAINTEXT_BYTES:
@@ -455,16 +627,23 @@ def seal(plaintext: bytes, recipient: RecipientPublicKey, context: SealContext) 
         raise SealingError("recipient must be a RecipientPublicKey")
     if not isinstance(context, SealContext):
         raise SealingError("context must be a SealContext")
+    if signer is not None and not isinstance(signer, SigningKey):
+        raise SealingError("signer must be a SigningKey")
     _check_suite(recipient.suite)
-    header = _header_bytes(recipient.suite, recipient.key_id)
+    if signer is None:
+        header = _header_bytes(recipient.suite, recipient.key_id)
+        info = _info_v1(header, context)
+    else:
+        header = _header_bytes_v2(recipient.suite, recipient.key_id, context, signer.signer_id)
+        info = _info_v2(header)
     public = _public_object(recipient)
     try:
-        body = _hpke_suite(recipient.suite).encrypt(
-            _pad(plaintext), public, info=_info(header, context)
-        )
+        body = _hpke_suite(recipient.suite).encrypt(_pad(plaintext), public, info=info)
     except Exception as exc:
         raise SealingError("sealing failed (invalid public key?)") from exc
-    return header + body
+    if signer is None:
+        return header + body
+    return header + body + signer.sign(_SIGNATURE_LABEL + header + body)
 
 
 def _choose_identity(
@@ -496,6 +675,34 @@ def _choose_identity(
     return found
 
 
+def _decrypt(
+    header: _Header,
+    envelope: bytes,
+    identities: Iterable[RecipientPrivateKey] | Mapping[str, RecipientPrivateKey],
+    placement: SealContext | None,
+) -> bytes:
+    """Open with the identity the header names; ``placement`` is the version-1 context."""
+    identity = _choose_identity(header, identities)
+    _check_suite(identity.suite)
+    body, _ = _body_and_signature(header, envelope)
+    if header.version == LEGACY_VERSION:
+        assert placement is not None
+        info = _info_v1(header.raw, placement)
+    else:
+        info = _info_v2(header.raw)
+    try:
+        private = _private_object(identity)
+    except Exception as exc:
+        raise SealingError("could not load the private key") from exc
+    try:
+        padded = _hpke_suite(header.suite).decrypt(body, private, info=info)
+    except InvalidTag:
+        raise SealingError(_MSG_DOES_NOT_OPEN) from None
+    except Exception as exc:
+        raise SealingError(_MSG_DOES_NOT_OPEN) from exc
+    return _unpad(padded)
+
+
 def open_sealed(
     envelope: bytes,
     identities: Iterable[RecipientPrivateKey] | Mapping[str, RecipientPrivateKey],
@@ -505,23 +712,107 @@ def open_sealed(
 
     ``identities`` is either a mapping ``{key_id: private key}`` or any iterable of private
     keys (for example an organisation's current and retired keys after a rotation).
+
+    Strict and silent about authorship: any difference from ``context`` raises, and the
+    signature is not checked. To show a request to a person use :func:`open_verified`, which
+    also says whether the bot wrote it and which cleartext field was changed.
     """
     header = _parse_header(envelope)
     if not isinstance(context, SealContext):
         raise SealingError("context must be a SealContext")
-    identity = _choose_identity(header, identities)
-    _check_suite(identity.suite)
-    body = bytes(envelope)[len(header.raw) :]
-    if len(body) < _ENC_BYTES[header.suite] + _AEAD_TAG_BYTES:
-        raise SealingError("truncated envelope")
-    try:
-        private = _private_object(identity)
-    except Exception as exc:
-        raise SealingError("could not load the private key") from exc
-    try:
-        padded = _hpke_suite(header.suite).decrypt(body, private, info=_info(header.raw, context))
-    except InvalidTag:
-        raise SealingError(_MSG_DOES_NOT_OPEN) from None
-    except Exception as exc:
-        raise SealingError(_MSG_DOES_NOT_OPEN) from exc
-    return _unpad(padded)
+    if header.context is not None and context.differences(header.context):
+        raise SealingError(_MSG_DOES_NOT_OPEN)
+    return _decrypt(header, envelope, identities, context)
+
+
+# --------------------------------------------------------------------------------------
+# Authenticity
+# --------------------------------------------------------------------------------------
+
+
+class Authenticity(StrEnum):
+    GENUINE = "genuine"  # signed by a trusted bot key, and the row matches what was sealed
+    ALTERED = "altered"  # signed by a trusted bot key, but a cleartext field was changed
+    FORGED = "forged"  # signed, but not by a trusted key, or the signature does not match
+    UNSIGNED = "unsigned"  # version 1: from before signing; nothing proves who wrote it
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the bot wrote an envelope, and which of the row's cleartext fields differ
+    from what it bound (``altered``: request_id, organisation, created_at, language, urgent,
+    key_id). ``sealed`` is the bound context of a version-2 envelope (trust it only when
+    the signature is good)."""
+
+    authenticity: Authenticity
+    altered: tuple[str, ...] = ()
+    sealed: SealContext | None = None
+    signer_id: str | None = None
+
+    @property
+    def genuine(self) -> bool:
+        return self.authenticity == Authenticity.GENUINE
+
+    def with_altered(self, fields: Iterable[str]) -> Verdict:
+        """More changed fields (found by the caller, e.g. in the payload)."""
+        altered = tuple(dict.fromkeys((*self.altered, *fields)))
+        authenticity = self.authenticity
+        if altered and authenticity == Authenticity.GENUINE:
+            authenticity = Authenticity.ALTERED
+        return replace(self, authenticity=authenticity, altered=altered)
+
+
+@dataclass(frozen=True)
+class Opened:
+    plaintext: bytes = field(repr=False)
+    verdict: Verdict
+
+
+def verify_envelope(
+    envelope: bytes,
+    row: SealContext,
+    verify_keys: Iterable[VerifyKey] | Mapping[str, VerifyKey],
+    *,
+    key_id: str | None = None,
+) -> Verdict:
+    """The verdict on ``envelope`` stored in a row whose cleartext fields are ``row`` (and
+    ``key_id``). Needs no private key: a list of requests can show it before any is opened.
+    ``verify_keys`` must come from outside the database (the signing key, the deployment).
+    """
+    header = _parse_header(envelope)
+    altered = ("key_id",) if key_id is not None and key_id != header.key_id else ()
+    if header.version == LEGACY_VERSION:
+        return Verdict(Authenticity.UNSIGNED, altered)
+    assert header.context is not None and header.signer_id is not None
+    body, signature = _body_and_signature(header, envelope)
+    assert signature is not None
+    trusted = verify_keys_by_id(verify_keys).get(header.signer_id)
+    signed = trusted is not None and trusted.verify(signature, _SIGNATURE_LABEL + header.raw + body)
+    altered = (*row.differences(header.context), *altered)
+    if not signed:
+        authenticity = Authenticity.FORGED
+    else:
+        authenticity = Authenticity.ALTERED if altered else Authenticity.GENUINE
+    return Verdict(authenticity, altered, header.context, header.signer_id)
+
+
+def open_verified(
+    envelope: bytes,
+    identities: Iterable[RecipientPrivateKey] | Mapping[str, RecipientPrivateKey],
+    row: SealContext,
+    verify_keys: Iterable[VerifyKey] | Mapping[str, VerifyKey],
+    *,
+    key_id: str | None = None,
+) -> Opened:
+    """Open an envelope and say whether it is genuine (see :func:`verify_envelope`).
+
+    A signed envelope opens with the context it carries, so a request whose ``urgent`` was
+    flipped in the database still opens, reported as altered. A version-1 envelope binds
+    only its placement: a changed request id, organisation or creation time makes it fail
+    to open (SealingError), as before. Raises SealingError when it cannot be opened at all.
+    """
+    if not isinstance(row, SealContext):
+        raise SealingError("context must be a SealContext")
+    verdict = verify_envelope(envelope, row, verify_keys, key_id=key_id)
+    plaintext = _decrypt(_parse_header(envelope), envelope, identities, row)
+    return Opened(plaintext, verdict)

@@ -11,7 +11,10 @@ import os
 import secrets as _random
 from pathlib import Path
 
-from storage.errors import StorageError
+from storage.errors import SealingError, StorageError
+from storage.signing import SigningKey
+
+SIGNING_KEY_NAME = "request-signing"  # the file: <data dir>/request-signing.key
 
 
 def load_or_create(
@@ -39,6 +42,34 @@ def load_or_create_token(data_dir: Path, name: str, env_value: str | None = None
     if env_value:
         return env_value
     return base64.urlsafe_b64encode(load_or_create(data_dir, name)).decode().rstrip("=")
+
+
+def load_or_create_signing_key(data_dir: Path, env_value: str | None = None) -> SigningKey:
+    """The bot's request-signing key (SAFEBOT_SIGNING_KEY, else the file, made on first run).
+
+    Kept out of the database on purpose: whoever can only write to the database cannot sign.
+    """
+    return _signing_key(load_or_create(data_dir, SIGNING_KEY_NAME, env_value))
+
+
+def read_signing_key(data_dir: Path, env_value: str | None = None) -> SigningKey | None:
+    """The signing key if there is one already (never creates it): for commands that only
+    verify, such as the export."""
+    if env_value:
+        return _signing_key(_decode(env_value, SIGNING_KEY_NAME))
+    path = data_dir / f"{SIGNING_KEY_NAME}.key"
+    if not path.exists():
+        return None
+    return _signing_key(_decode(path.read_text().strip(), SIGNING_KEY_NAME))
+
+
+def _signing_key(seed: bytes) -> SigningKey:
+    try:
+        return SigningKey(seed)
+    except SealingError:
+        raise StorageError(
+            f"secret {SIGNING_KEY_NAME!r} (SAFEBOT_SIGNING_KEY) must be 32 bytes, base64"
+        ) from None
 
 
 def _decode(value: str, name: str) -> bytes:

@@ -1,4 +1,5 @@
-"""The aiohttp web server: health; the Telegram webhook when configured; the portal later.
+"""The aiohttp web server: health; the Telegram webhook when configured. The advocates' portal
+is mounted on the same application under /portal/ (bot/portal/app.py, by bot/app.py).
 
 Webhook rules:
 1. Check Telegram's secret-token header in constant time: anything else, a header that is not

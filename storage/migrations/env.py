@@ -33,7 +33,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    # Another process may be migrating the same fresh database: wait for it, however slow.
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", busy_timeout_ms=120_000)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

@@ -30,14 +30,19 @@ async def get_health(port: int) -> tuple[int, object]:
 async def test_not_ready_when_a_receiving_organisation_loses_its_key(
     emulator: BotApiEmulator, data_dir: Path, tmp_path: Path
 ) -> None:
+    public = generate_keypair()[1]
+    # A real (not fictional) deployment, which seals only to the key it pins.
+    pinned = DEPLOYMENT.replace(
+        "keeps = ", f'key_fingerprints = ["{public.fingerprint}"]\nkeeps = '
+    )
     config = tmp_path / "deployment.toml"
-    config.write_text(DEPLOYMENT, encoding="utf-8")  # a real (not fictional) deployment
+    config.write_text(pinned, encoding="utf-8")
     data_dir.mkdir()
     url = sqlite_url(str(data_dir / "safebot.db"))
     await upgrade_async(url)
     engine = create_engine(url)
     try:
-        await register_public_key(session_factory(engine), "test-hub", generate_keypair()[1])
+        await register_public_key(session_factory(engine), "test-hub", public)
     finally:
         await engine.dispose()
 

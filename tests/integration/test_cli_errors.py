@@ -348,10 +348,19 @@ def test_check_lists_every_problem(home: Path) -> None:
         "--passphrase-file", str(home / "pass.txt"),
     )  # fmt: skip
     assert made.code == 0, made.err
+    # A real deployment seals only to a pinned key: until the printed line is pasted in,
+    # `check` says so.
+    result = safebot(home, "check")
+    assert result.code == 1
+    assert "has no active key pinned in the deployment" in result.out.splitlines()[0]
+    pin = made.out.splitlines()[-1]
+    assert pin.startswith("key_fingerprints = [")
+    pinned = DEPLOYMENT.replace("keeps = ", f"{pin}\nkeeps = ")
+    (home / "deployment.toml").write_text(pinned, encoding="utf-8")
     result = safebot(home, "check")
     assert (result.code, result.out) == (0, "no problems\n")
 
-    text = DEPLOYMENT.replace('number = "0808 2000 247"', 'number = "0808 123"')
+    text = pinned.replace('number = "0808 2000 247"', 'number = "0808 123"')
     (home / "deployment.toml").write_text(text.replace("closed_days = 7", "closed_days = 70"))
     result = safebot(home, "check")
     assert result.code == 1

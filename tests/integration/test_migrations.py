@@ -29,17 +29,25 @@ from storage.db import create_engine, session_factory
 from storage.drafts import open_draft, open_json, seal_draft, seal_json
 from storage.migrate import alembic_config, downgrade, upgrade
 from storage.models import (
+    Advocate,
+    AdvocateSession,
+    AuditEntry,
     Base,
     ChatMessage,
     ContactRequest,
     Conversation,
     InboxUpdate,
+    KeyGrant,
+    LoginThrottle,
     Notice,
     OrganisationKey,
     OutboxItem,
     ProcessedUpdate,
+    RecoveryCode,
     RemovedRequest,
+    RequestWork,
     SendGap,
+    SetupLink,
 )
 from storage.sealing import SealContext, generate_keypair, open_sealed, seal
 from tests.integration.support import EmptyDatabase, aware
@@ -281,10 +289,114 @@ async def _check_0003(session: AsyncSession, state: dict[str, Any]) -> None:
     assert row is not None and aware(row.forget_after) == state["removed_day"]
 
 
+def _load_0004(conn: Connection, state: dict[str, Any]) -> None:
+    at = dt.datetime(2027, 3, 2, 10, 0, 0, 250000, tzinfo=dt.UTC)
+    state.update(at=at)
+    conn.execute(
+        _reflect(conn, "advocates").insert(),
+        dict(
+            id="a" * 16,
+            organisation="org-a",
+            display_name="Ada",
+            is_admin=True,
+            login="ada",
+            password_hash="$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA",
+            totp_secret=b"sealed-totp",
+            totp_last_step=2**33,
+            public_key="safebot-pk1:...",
+            public_key_mac="m" * 64,
+            wrapped_key=b"{}",
+            created_at=at,
+            set_up_at=at,
+            removed_at=None,
+        ),
+    )
+    conn.execute(
+        _reflect(conn, "setup_links").insert(),
+        dict(
+            token_hash="t" * 64,
+            advocate_id="a" * 16,
+            created_at=at,
+            expires_at=at,
+            used_at=at,
+            pending_totp=None,
+        ),
+    )
+    conn.execute(
+        _reflect(conn, "recovery_codes").insert(),
+        dict(code_hash="r" * 64, advocate_id="a" * 16, used_at=None),
+    )
+    conn.execute(
+        _reflect(conn, "advocate_sessions").insert(),
+        dict(id_hash="s" * 64, advocate_id="a" * 16, created_at=at, last_seen_at=at),
+    )
+    conn.execute(
+        _reflect(conn, "key_grants").insert(),
+        dict(
+            advocate_id="a" * 16,
+            key_id="kid",
+            envelope=b"SB-grant",
+            granted_by="a" * 16,
+            created_at=at,
+        ),
+    )
+    conn.execute(
+        _reflect(conn, "request_work").insert(),
+        dict(
+            request_id="0001" + "a" * 28,
+            holder_id="a" * 16,
+            lease_until=at,
+            attempts=2,
+            outcome="not_reached",
+            close_reason=None,
+            updated_at=at,
+        ),
+    )
+    conn.execute(
+        _reflect(conn, "login_throttle").insert(),
+        dict(key="k" * 64, failures=3, window_start=at, locked_until=None),
+    )
+    conn.execute(
+        _reflect(conn, "audit_log").insert(),
+        dict(
+            seq=1,
+            at=at,
+            organisation="org-a",
+            actor="a" * 16,
+            action="login_ok",
+            subject=None,
+            detail=None,
+            prev_hash="0" * 64,
+            entry_hash="e" * 64,
+        ),
+    )
+
+
+async def _check_0004(session: AsyncSession, state: dict[str, Any]) -> None:
+    at = state["at"]
+    advocate = await session.get(Advocate, "a" * 16)
+    assert advocate is not None
+    assert (advocate.login, advocate.is_admin, advocate.totp_last_step) == ("ada", True, 2**33)
+    assert aware(advocate.set_up_at or at) == at
+    work = await session.get(RequestWork, "0001" + "a" * 28)
+    assert work is not None and (work.attempts, work.outcome) == (2, "not_reached")
+    grant = await session.get(KeyGrant, ("a" * 16, "kid"))
+    assert grant is not None and grant.envelope == b"SB-grant"
+    assert (await session.get(AdvocateSession, "s" * 64)) is not None
+    assert (await session.get(RecoveryCode, "r" * 64)) is not None
+    link = await session.get(SetupLink, "t" * 64)
+    assert link is not None and aware(link.used_at or at) == at
+    throttle = await session.get(LoginThrottle, "k" * 64)
+    assert throttle is not None and throttle.failures == 3
+    entry = await session.get(AuditEntry, 1)
+    assert entry is not None and aware(entry.at) == at and entry.entry_hash == "e" * 64
+
+
 MIGRATION_DATA: dict[str, MigrationData] = {
     "0001": MigrationData(load=_load_0001, check=_check_0001),
     "0002": MigrationData(load=_load_0002, check=_check_0002),
     "0003": MigrationData(load=_load_0003, check=_check_0003),
+    "0004": MigrationData(load=_load_0004, check=_check_0004),
 }
 
 

@@ -23,12 +23,15 @@ from storage.requests import (
     store_request,
 )
 from storage.sealing import (
+    ENVELOPE_VERSION,
     RecipientPrivateKey,
     SealContext,
     envelope_key_id,
+    envelope_version,
     generate_keypair,
     open_sealed,
 )
+from storage.signing import SigningKey
 from tests.integration.support import (
     Database,
     all_values,
@@ -40,6 +43,7 @@ from tests.integration.support import (
 )
 
 LOOKUP_KEY = b"L" * 32
+SIGNER = SigningKey(b"S" * 32)
 OWNER = "f" * 64
 ANSWERS = {
     "consent": "yes",
@@ -77,6 +81,8 @@ async def store(
             now=at or now(),
             retention=RETENTION,
             notify=notify,
+            signer=SIGNER,
+            pinned=None,
         )
 
 
@@ -119,6 +125,7 @@ async def test_store_request_seals_everything_but_triage(db: Database) -> None:
     assert row.owner_key == OWNER
     assert row.reference_hash == reference_hash(LOOKUP_KEY, stored.reference)
     assert envelope_key_id(row.envelope) == public.key_id
+    assert envelope_version(row.envelope) == ENVELOPE_VERSION
 
     # Nothing the victim gave, nor the reference code itself, is anywhere in the clear.
     async with db.sessions() as s:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 
 from storage.errors import SealingError
 from storage.sealing import (
-    ENVELOPE_VERSION,
+    LEGACY_VERSION,
     PAD_BLOCK,
     SUITE_HYBRID,
     SUITE_X25519,
@@ -370,15 +370,15 @@ def test_header_fields_give_specific_messages(
     keypair: tuple[RecipientPrivateKey, RecipientPublicKey],
 ) -> None:
     private, public = keypair
-    envelope = seal(SECRET, public, ctx())
-    assert envelope[:2] == b"SB" and envelope[2] == ENVELOPE_VERSION
+    envelope = seal(SECRET, public, ctx())  # no signer: the version-1 format
+    assert envelope[:2] == b"SB" and envelope[2] == LEGACY_VERSION
 
     def open_(data: bytes) -> bytes:
         return open_sealed(data, [private], ctx())
 
     assert_sealing_error(lambda: open_(b"XX" + envelope[2:]), "bad magic")
-    future = envelope[:2] + bytes([ENVELOPE_VERSION + 1]) + envelope[3:]
-    assert_sealing_error(lambda: open_(future), "unsupported envelope version 2")
+    future = envelope[:2] + bytes([3]) + envelope[3:]
+    assert_sealing_error(lambda: open_(future), "unsupported envelope version 3")
     assert_sealing_error(
         lambda: open_(envelope[:3] + b"\x09" + envelope[4:]), "unsupported envelope suite"
     )
