@@ -48,7 +48,8 @@ from flows.check import check_flow
 from flows.definition import load_flow
 from flows.engine import Context
 from flows.i18n import load_catalogs
-from storage.db import create_engine, is_sqlite, ping, session_factory
+from storage.db import create_engine, ping, session_factory
+from storage.dialect import is_sqlite
 from storage.migrate import upgrade_async
 from storage.opening import require_existing
 from storage.retention import purge

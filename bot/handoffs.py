@@ -24,10 +24,11 @@ from flows.definition import Flow
 from flows.deployment import Deployment
 from storage import queries
 from storage.db import create_engine, session_factory, transaction
+from storage.dialect import aware
 from storage.errors import KeyUnlockError, SealingError
 from storage.keys import identity_file_key_id, read_identity_file, unwrap_private_key
 from storage.models import ContactRequest
-from storage.requests import OpenedRequest, aware, check_request, open_request
+from storage.requests import OpenedRequest, check_request, open_request
 from storage.sealing import Authenticity, RecipientPrivateKey, Verdict
 from storage.signing import VerifyKey
 

@@ -50,7 +50,8 @@ from flows.i18n import is_rtl, negotiate
 from flows.replies import Button, Reply, coalesce
 from flows.state import ConversationState
 from storage import conversations, delivery, queries
-from storage.db import checkpoint, transaction
+from storage.db import transaction
+from storage.dialect import checkpoint
 from storage.drafts import open_json, seal_json
 from storage.identity import keyed_hash
 from storage.models import OutboxItem

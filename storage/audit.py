@@ -22,9 +22,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialect import xact_lock
 from storage.models import AuditEntry
 
 GENESIS = "0" * 64
@@ -75,8 +76,7 @@ async def append(
     detail: str | None = None,
 ) -> AuditEntry:
     """Add one entry in the caller's transaction (it commits with what it records)."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK})
+    await xact_lock(session, AUDIT_LOCK)
     last = await session.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
     entry = AuditEntry(
         seq=1 if last is None else last.seq + 1,

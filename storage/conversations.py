@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.state import ROUTING_FIELDS, ConversationState
 from storage import queries
+from storage.dialect import aware, conflict_insert
 from storage.drafts import open_draft, seal_draft
 from storage.models import Conversation
 
@@ -41,11 +42,11 @@ async def load_many(
     )
     states: dict[str, ConversationState] = {}
     for row in result.mappings():
-        if queries.aware(row["expires_at"]) <= now:
+        if aware(row["expires_at"]) <= now:
             continue
         draft = None
         expires = row["draft_expires_at"]
-        if expires is None or queries.aware(expires) > now:
+        if expires is None or aware(expires) > now:
             draft = open_draft(draft_key, row["chat_key"], row["draft"])
         states[row["chat_key"]] = ConversationState.restore(
             {f: row[f] for f in ROUTING_FIELDS}, draft
@@ -77,7 +78,7 @@ async def save_many(
                 "expires_at": now + lifetimes.state,
             }
         )
-    stmt = queries.dialect_insert(session, Conversation)
+    stmt = conflict_insert(session, Conversation)
     stmt = stmt.on_conflict_do_update(
         index_elements=["chat_key"],
         set_={name: stmt.excluded[name] for name in rows[0] if name != "chat_key"},

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.dialect import is_sqlite
+
 
 def sqlite_url(path: str) -> str:
     return f"sqlite+aiosqlite:///{path}"
@@ -36,10 +38,6 @@ def normalise_url(url: str) -> str:
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
     return url
-
-
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
 
 
 def owner_only(path: str) -> None:
@@ -102,14 +100,6 @@ def create_engine(url: str, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> As
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-async def checkpoint(engine: AsyncEngine) -> None:
-    """Fold the WAL into the main file and truncate it, so deleted bytes leave the disk."""
-    if is_sqlite(engine):
-        async with engine.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @asynccontextmanager

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialect import conflict_insert, insert_or_ignore, skip_locked
 from storage.models import ChatMessage, InboxUpdate, OutboxItem, SendBudget, SendGap
-from storage.queries import insert_or_ignore, remember_many, remember_messages, table
+from storage.queries import remember_many, remember_messages, table
 
 
 @dataclass(frozen=True)
@@ -168,9 +168,7 @@ async def claim_outbox(
     stmt = select(OutboxItem).order_by(OutboxItem.id)
     if not everything:
         stmt = stmt.where((OutboxItem.claimed_until.is_(None)) | (OutboxItem.claimed_until < now))
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = (await session.scalars(stmt)).all()
+    rows = (await session.scalars(skip_locked(session, stmt))).all()
     if rows:
         await session.execute(
             update(OutboxItem)
@@ -333,7 +331,7 @@ async def reserve_sends(
     if not wanted:
         return [0.0 for _ in sends]
     budget = table(SendBudget)
-    insert_ = pg_insert(budget).values(
+    insert_ = conflict_insert(session, SendBudget).values(
         [{"key": k, "tat": now + n * rate.interval} for k, (rate, n) in wanted.items()]
     )
     # The inserted value is now + n intervals; a bucket already there moves on from its own

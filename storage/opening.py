@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from storage.db import create_engine, normalise_url, owner_only
+from storage.dialect import has_table
 from storage.errors import StorageError
 
 DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -88,11 +88,7 @@ async def require_existing(url: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:
-            if engine.dialect.name == "sqlite":
-                query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :t"
-            else:
-                query = "SELECT to_regclass(:t) IS NOT NULL"
-            migrated = await conn.scalar(text(query), {"t": "alembic_version"})
+            migrated = await has_table(conn, "alembic_version")
     except (SQLAlchemyError, OSError) as exc:
         raise refuse(url, exc) from None
     finally:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from flows.kinds import RequestStatus
+from storage.dialect import aware, insert_or_ignore
 from storage.models import (
     Advocate,
     AdvocateSession,
@@ -31,7 +32,6 @@ from storage.models import (
     RequestWork,
     SetupLink,
 )
-from storage.queries import aware, insert_or_ignore
 
 
 def _rows(result: object) -> int:

@@ -6,14 +6,13 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import Table, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.kinds import REMOVED_STATUS, RequestStatus
+from storage.dialect import aware, insert_or_ignore, skip_locked, xact_locks
 from storage.models import (
     Base,
     ChatMessage,
@@ -40,21 +39,6 @@ def table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def is_postgresql(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
-
-
-def dialect_insert(session: AsyncSession, model: type[Base]) -> Any:
-    """`INSERT` in the session's dialect, which can say what to do on a conflict."""
-    insert = pg_insert if is_postgresql(session) else sqlite_insert
-    return insert(table(model))
-
-
-def insert_or_ignore(session: AsyncSession, model: type[Base]) -> Any:
-    """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect."""
-    return dialect_insert(session, model).on_conflict_do_nothing()
-
-
 async def claim_update(session: AsyncSession, update_id: int, now: dt.datetime) -> bool:
     """Record an update id; False if some process already handled it."""
     return update_id in await claim_updates(session, [update_id], now)
@@ -75,14 +59,6 @@ def chat_lock_id(chat_key: str) -> int:
     return int.from_bytes(bytes.fromhex(chat_key[:16]), "big", signed=True)
 
 
-# The locks are taken in ascending order, in one statement: two transactions locking
-# overlapping sets of chats then never wait for each other in a cycle.
-_LOCK_CHATS = text(
-    "SELECT pg_advisory_xact_lock(k) FROM"
-    " (SELECT DISTINCT unnest(CAST(:ks AS BIGINT[])) AS k ORDER BY k) AS ordered"
-)
-
-
 async def lock_chat(session: AsyncSession, chat_key: str) -> None:
     """Serialise one person's updates across processes (PostgreSQL); released at commit.
     In one process the per-chat update processor already orders them."""
@@ -91,8 +67,7 @@ async def lock_chat(session: AsyncSession, chat_key: str) -> None:
 
 async def lock_chats(session: AsyncSession, chat_keys: Sequence[str]) -> None:
     """`lock_chat` for several chats at once (a batch of turns)."""
-    if chat_keys and is_postgresql(session):
-        await session.execute(_LOCK_CHATS, {"ks": [chat_lock_id(k) for k in chat_keys]})
+    await xact_locks(session, [chat_lock_id(k) for k in chat_keys])
 
 
 # ---- conversations ---------------------------------------------------------------------------
@@ -306,9 +281,7 @@ async def claim_unsent_notices(session: AsyncSession, limit: int = 20) -> Sequen
         .order_by(Notice.attempts, Notice.id)
         .limit(limit)
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return (await session.scalars(stmt)).all()
+    return (await session.scalars(skip_locked(session, stmt))).all()
 
 
 # ---- counts for tests and health -------------------------------------------------------------
@@ -316,8 +289,3 @@ async def claim_unsent_notices(session: AsyncSession, limit: int = 20) -> Sequen
 
 async def count(session: AsyncSession, model: type[object]) -> int:
     return int(await session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def aware(value: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns; they are stored UTC.
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

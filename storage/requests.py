@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.kinds import RequestStatus
 from storage import org_keys, queries
+from storage.dialect import aware
 from storage.errors import SealingError
 from storage.models import ContactRequest, Notice
 from storage.sealing import (
@@ -156,11 +157,6 @@ class OpenedRequest:
     answers: Mapping[str, str] = field(repr=False)
     sealed: Mapping[str, object]
     verdict: Verdict
-
-
-def aware(when: dt.datetime) -> dt.datetime:
-    # SQLite returns naive datetimes; they were stored as UTC.
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def row_context(row: ContactRequest) -> SealContext:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from flows.kinds import RequestStatus
 from storage import queries
-from storage.db import checkpoint
+from storage.dialect import checkpoint
 from storage.models import (
     ChatMessage,
     ContactRequest,

@@ -25,11 +25,11 @@ from bot.portal.state import Viewer
 from storage import audit
 from storage import portal as q
 from storage.db import transaction
+from storage.dialect import aware
 from storage.errors import KeyUnlockError, SealingError
 from storage.keys import unwrap_private_key
 from storage.models import Advocate, KeyGrant, OrganisationKey
 from storage.org_keys import public_key
-from storage.queries import aware
 from storage.sealing import RecipientPrivateKey, RecipientPublicKey, public_key_of
 
 log = logging.getLogger("safebot.portal")

@@ -15,7 +15,7 @@ from bot.portal.state import PORTAL
 from bot.portal.views_auth import form_text
 from storage import portal as q
 from storage.db import transaction
-from storage.queries import aware
+from storage.dialect import aware
 
 routes = web.RouteTableDef()
 

@@ -21,9 +21,9 @@ from bot.portal.state import Portal, Viewer
 from flows.kinds import RequestStatus
 from storage import portal as q
 from storage.db import transaction
+from storage.dialect import aware
 from storage.errors import SealingError
 from storage.models import ContactRequest, RequestWork
-from storage.queries import aware
 from storage.requests import open_request
 from storage.sealing import Verdict
 

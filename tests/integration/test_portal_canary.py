@@ -11,7 +11,8 @@ import logging
 from pathlib import Path
 
 from bot.portal import crypto
-from storage.db import checkpoint, transaction
+from storage.db import transaction
+from storage.dialect import checkpoint
 from storage.portal import advocate_by_login
 from tests.integration.portal_support import (
     IDENTITY_PASSPHRASE,

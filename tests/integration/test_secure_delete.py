@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import event, text
 
-from storage.db import checkpoint, create_engine, sqlite_url
+from storage.db import create_engine, sqlite_url
+from storage.dialect import checkpoint
 
 CANARY = "SECURE-DELETE-CANARY-" + os.urandom(6).hex()
 
