@@ -58,6 +58,13 @@ NEEDS = (
 )
 
 
+def _audit_key(settings: Any) -> bytes:
+    """The audit chain's key (outside the database), so an export is logged like a view."""
+    from bot.portal.config import load_portal_secrets
+
+    return load_portal_secrets(settings).audit
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # PTB's RetryAfter warns on every 429 unless it may use timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -447,6 +454,7 @@ async def _handoffs_export(args: argparse.Namespace, settings: object) -> int:
         flow=load_flow(),
         deployment=deployment,
         fmt=args.format,
+        audit_key=_audit_key(settings),
     )
     print(f"exported {count} request(s), {failed} could not be opened", file=sys.stderr)
     return 1 if failed else 0

@@ -13,6 +13,7 @@ against keys from outside the database (`bot.keyring.trusted_signers`).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Final, TextIO
 from bot.answer_words import AnswerLine, answer_lines, language_name
 from flows.definition import Flow
 from flows.deployment import Deployment
-from storage import queries
+from storage import audit, queries
 from storage.db import create_engine, session_factory, transaction
 from storage.dialect import aware
 from storage.errors import KeyUnlockError, SealingError
@@ -113,6 +114,9 @@ def export_one(
     return Exported(row, opened.verdict, opened, lines)
 
 
+EXPORT_ACTION = "export"
+
+
 async def export_requests(
     database_url: str,
     org: str,
@@ -124,8 +128,11 @@ async def export_requests(
     flow: Flow,
     deployment: Deployment,
     fmt: str = "jsonl",
+    audit_key: bytes | None = None,
 ) -> tuple[int, int]:
-    """Write every request of `org`; returns (opened, could not be opened)."""
+    """Write every request of `org`; returns (opened, could not be opened). With `audit_key`
+    the export is recorded in the audit log (no request ids, only how many), committed with
+    the read, so an export that leaves no trace cannot happen."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     keys = await load_identities(identities, passphrase, org)
@@ -133,6 +140,16 @@ async def export_requests(
     try:
         async with transaction(session_factory(engine)) as session:
             rows = await queries.requests_for(session, org)
+            if audit_key is not None:
+                await audit.append(
+                    session,
+                    audit_key,
+                    action=EXPORT_ACTION,
+                    now=dt.datetime.now(dt.UTC),
+                    organisation=org,
+                    actor="cli",
+                    detail=f"{len(rows)} request(s), {fmt}",
+                )
     finally:
         await engine.dispose()
     failed = 0

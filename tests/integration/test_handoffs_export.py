@@ -10,16 +10,18 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot.config import bundled_deployment_path, load_deployment
-from bot.handoffs import export_requests
+from bot.handoffs import EXPORT_ACTION, export_requests
 from bot.keyring import register_public_key
 from flows.definition import load_flow
 from flows.form import choices_answer
+from storage import audit
 from storage.db import transaction
 from storage.errors import KeyUnlockError
 from storage.keys import KdfParams, wrap_private_key, write_identity_file
+from storage.models import AuditEntry
 from storage.requests import NewRequest, store_request
 from storage.sealing import RecipientPrivateKey, generate_keypair
 from storage.signing import SigningKey
@@ -148,3 +150,31 @@ async def test_a_wrong_passphrase_names_its_identity_file(db: Database, tmp_path
     message = str(info.value)
     assert f"does not unlock identity file {other} (key {second.key_id})" in message
     assert f"it does unlock {good}" in message
+
+
+async def test_an_export_is_recorded_in_the_audit_log_without_request_ids(
+    db: Database, tmp_path: Path
+) -> None:
+    private, public = generate_keypair()
+    await register_public_key(db.sessions, ORG, public)
+    request_id = await store(db)
+    key = b"a" * 32
+    await export_requests(
+        db.url,
+        ORG,
+        [identity(tmp_path / "hub.identity", private)],
+        PASSPHRASE,
+        out=io.StringIO(),
+        verify_keys=[BOT.verify_key],
+        flow=load_flow(),
+        deployment=load_deployment(bundled_deployment_path()),
+        fmt="text",
+        audit_key=key,
+    )
+    async with db.sessions() as s:
+        (entry,) = (await s.scalars(select(AuditEntry))).all()
+        report = await audit.verify(s, key)
+    assert (entry.action, entry.organisation, entry.actor) == (EXPORT_ACTION, ORG, "cli")
+    assert entry.detail == "1 request(s), text"
+    assert request_id not in f"{entry.subject} {entry.detail}"  # how many, never which
+    assert report.ok and report.entries == 1
