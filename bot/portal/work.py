@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.portal.accounts import record
 from bot.portal.answers import CLOSE_REASONS, OUTCOMES, Section, call_sheet
 from bot.portal.state import Portal, Viewer
@@ -23,7 +25,7 @@ from storage import portal as q
 from storage.db import transaction
 from storage.dialect import aware
 from storage.errors import SealingError
-from storage.models import ContactRequest, RequestWork
+from storage.models import Advocate, ContactRequest, RequestWork
 from storage.requests import open_request
 from storage.sealing import Verdict
 
@@ -99,31 +101,41 @@ async def view(portal: Portal, viewer: Viewer, request_id: str) -> RequestPage:
                 await q.claim(session, row.id, advocate.id, now, portal.settings.lease)
                 if await q.mark_picked_up(session, row.id, now):
                     row.status = RequestStatus.PICKED_UP
-                    await record(
-                        session,
-                        portal.secrets,
-                        "status",
-                        now,
-                        organisation=advocate.organisation,
-                        actor=advocate.id,
-                        subject=row.id,
-                        detail=RequestStatus.PICKED_UP,
+                    await _audit(
+                        session, portal, advocate, "status", now, row.id, RequestStatus.PICKED_UP
                     )
-        await record(
-            session,
-            portal.secrets,
-            "view",
-            now,
-            organisation=advocate.organisation,
-            actor=advocate.id,
-            subject=row.id,
-            detail=detail,
-        )
+        await _audit(session, portal, advocate, "view", now, row.id, detail)
     return page
 
 
 def _with(page: RequestPage, *, reason: str) -> RequestPage:
     return replace(page, reason=reason)
+
+
+# Statuses an advocate can still act on (closed and withdrawn requests are read-only).
+_WORKABLE = (RequestStatus.NEW, RequestStatus.PICKED_UP)
+
+
+async def _audit(
+    session: AsyncSession,
+    portal: Portal,
+    advocate: Advocate,
+    action: str,
+    now: dt.datetime,
+    request_id: str,
+    detail: str | None = None,
+) -> None:
+    """An entry for what `advocate` did to one request of her organisation."""
+    await record(
+        session,
+        portal.secrets,
+        action,
+        now,
+        organisation=advocate.organisation,
+        actor=advocate.id,
+        subject=request_id,
+        detail=detail,
+    )
 
 
 async def claim(portal: Portal, viewer: Viewer, request_id: str) -> bool:
@@ -133,19 +145,11 @@ async def claim(portal: Portal, viewer: Viewer, request_id: str) -> bool:
         row = await q.request_of(session, advocate.organisation, request_id)
         if row is None:
             raise NotFound
-        if row.status not in (RequestStatus.NEW, RequestStatus.PICKED_UP):
+        if row.status not in _WORKABLE:
             return False
         ok = await q.claim(session, request_id, advocate.id, now, portal.settings.lease)
         if ok:
-            await record(
-                session,
-                portal.secrets,
-                "claim",
-                now,
-                organisation=advocate.organisation,
-                actor=advocate.id,
-                subject=request_id,
-            )
+            await _audit(session, portal, advocate, "claim", now, request_id)
     return ok
 
 
@@ -157,15 +161,7 @@ async def release(portal: Portal, viewer: Viewer, request_id: str) -> bool:
             raise NotFound
         ok = await q.release(session, request_id, advocate.id, now)
         if ok:
-            await record(
-                session,
-                portal.secrets,
-                "release",
-                now,
-                organisation=advocate.organisation,
-                actor=advocate.id,
-                subject=request_id,
-            )
+            await _audit(session, portal, advocate, "release", now, request_id)
     return ok
 
 
@@ -180,19 +176,10 @@ async def reassign(portal: Portal, viewer: Viewer, request_id: str, to: str) -> 
             raise NotFound
         if not advocate.is_admin or target is None or target.organisation != advocate.organisation:
             return False
-        if row.status not in (RequestStatus.NEW, RequestStatus.PICKED_UP):
+        if row.status not in _WORKABLE:
             return False
         await q.claim(session, request_id, to, now, portal.settings.lease, take_over=True)
-        await record(
-            session,
-            portal.secrets,
-            "reassign",
-            now,
-            organisation=advocate.organisation,
-            actor=advocate.id,
-            subject=request_id,
-            detail=to,
-        )
+        await _audit(session, portal, advocate, "reassign", now, request_id, to)
     return True
 
 
@@ -207,7 +194,7 @@ async def record_outcome(
         row = await q.request_of(session, advocate.organisation, request_id)
         if row is None:
             raise NotFound
-        if row.status not in (RequestStatus.NEW, RequestStatus.PICKED_UP):
+        if row.status not in _WORKABLE:
             return False
         kept = await q.record_outcome(
             session,
@@ -220,27 +207,17 @@ async def record_outcome(
         )
         if not kept:
             return False
-        await record(
+        await _audit(
             session,
-            portal.secrets,
+            portal,
+            advocate,
             "outcome",
             now,
-            organisation=advocate.organisation,
-            actor=advocate.id,
-            subject=request_id,
-            detail=outcome if outcome != "closed" else f"closed:{reason}",
+            request_id,
+            outcome if outcome != "closed" else f"closed:{reason}",
         )
         if outcome == "closed" and await q.mark_closed(session, request_id, now):
-            await record(
-                session,
-                portal.secrets,
-                "status",
-                now,
-                organisation=advocate.organisation,
-                actor=advocate.id,
-                subject=request_id,
-                detail=RequestStatus.CLOSED,
-            )
+            await _audit(session, portal, advocate, "status", now, request_id, RequestStatus.CLOSED)
     return True
 
 
