@@ -47,6 +47,10 @@ DELETE_BATCH = 100  # deleteMessages takes 1-100 ids
 MAX_GAP_IDS = 5_000  # ids tried per unknown send; ids are not consecutive in a chat
 MAX_ATTEMPTS = 12  # about five minutes of backoff before a reply is given up, loudly
 BACKOFF_START, BACKOFF_MAX = 0.5, 30.0
+# Quick exit is retried sooner (she may be watched), and each deletion is retried in place:
+# deleting is safe to repeat, and one failed batch must not redo the whole quick exit.
+QUICK_EXIT_BACKOFF_MAX = 4.0
+DELETE_TRIES, DELETE_RETRY_START = 5, 0.2
 FLUSH_DELAY = 0.01  # seconds deliveries wait to be written together
 OVERALL_TOLERANCE = 0.5  # of one interval, in the overall buckets (see OutboxSender)
 
@@ -437,7 +441,8 @@ class OutboxSender:
             self.abandoned += 1
             await self._retry_db(lambda s: delivery.abandon(s, item.id))
             return True
-        delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (attempts - 1))
+        cap = QUICK_EXIT_BACKOFF_MAX if item.kind == "quick_exit" else BACKOFF_MAX
+        delay = min(cap, BACKOFF_START * 2 ** (attempts - 1))
         log.info("send failed (%s), attempt %d; retry in %.1f s", kind, attempts, delay)
         chat.not_before = self._clock() + delay
         if chat.queue and chat.queue[0].id == item.id:
@@ -529,13 +534,28 @@ class OutboxSender:
 
     async def _delete(self, item: Queued, ids: Sequence[int]) -> None:
         for start in range(0, len(ids), DELETE_BATCH):
-            batch = list(ids[start : start + DELETE_BATCH])
+            await self._delete_batch(item, list(ids[start : start + DELETE_BATCH]))
+
+    async def _delete_batch(self, item: Queued, batch: list[int]) -> None:
+        """One deleteMessages call, tried again in place on a fault; after the last try the
+        fault reaches `_deliver` and the whole quick exit goes again (with the gap open)."""
+        delay = DELETE_RETRY_START
+        for attempt in range(DELETE_TRIES):
             try:
                 await self.channel.delete(item.chat, batch)
+                return
             except Undeliverable as exc:
                 # Too old (48 h) or already gone: the neutral line still says how to delete
                 # the chat from the device.
                 log.warning("delete refused (%s)", exc.kind)
+                return
+            except (MaybeDelivered, RetryLater) as exc:
+                if attempt == DELETE_TRIES - 1:
+                    raise
+                wait = exc.seconds if isinstance(exc, RetryLater) else delay
+                log.info("delete failed (%s); again in %.1f s", exc.kind, wait)
+                await asyncio.sleep(wait)
+                delay *= 2
 
 
 def _forgettable(chat: _Chat, now: float) -> bool:

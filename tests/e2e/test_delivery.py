@@ -86,6 +86,10 @@ async def test_a_fifth_of_calls_failing_loses_no_reply_and_quick_exit_leaves_not
         shared_message_ids=True,  # ids of one chat are never consecutive
         hang_seconds=6.0,  # longer than the send time-out: the answer never comes back
     ) as emu:
+        # Every kind at least once, whatever the seed draws; then a fifth of calls at random.
+        for kind in FAULT_KINDS:
+            emu.fault_next("sendMessage", kind)
+        print(f"fault seed {seed}")  # shown with a failure, to repeat the run
         server = await start_bot(bot_env(emu, tmp_path / "data"))
         users = [emu.user(7000 + i, language_code="en") for i in range(8)]
 
