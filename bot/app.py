@@ -51,9 +51,11 @@ from flows.i18n import load_catalogs
 from storage.db import create_engine, ping, session_factory
 from storage.dialect import is_sqlite
 from storage.migrate import upgrade_async
-from storage.opening import require_existing
+from storage.opening import require_existing, sqlite_path
 from storage.retention import purge
 from storage.server_secrets import (
+    beside_database,
+    beside_database_line,
     load_or_create,
     load_or_create_signing_key,
     load_or_create_token,
@@ -108,22 +110,29 @@ async def build_core(
     ctx = build_context(settings)
     if migrate:
         make_data_dir(settings.data_dir)
+        if settings.secrets_dir is not None:
+            make_data_dir(settings.secrets_dir)
         await upgrade_async(settings.database_url)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     try:
-        signing_key = load_or_create_signing_key(settings.data_dir, settings.signing_key)
+        signing_key = load_or_create_signing_key(settings.secret_files, settings.signing_key)
         if require_keys and not ctx.deployment.fictional:
             problems = await key_problems(sessions, ctx.deployment, signing_key.verify_key)
             if problems:
                 raise ConfigError("; ".join(problems))
+        where = settings.secret_files
         secrets = ServerSecrets(
-            user_hash_key=load_or_create(settings.data_dir, "user-hash", settings.user_hash_key),
-            draft_key=load_or_create(settings.data_dir, "draft", settings.draft_key),
-            lookup_key=load_or_create(settings.data_dir, "lookup", settings.lookup_key),
+            user_hash_key=load_or_create(where, "user-hash", settings.user_hash_key),
+            draft_key=load_or_create(where, "draft", settings.draft_key),
+            lookup_key=load_or_create(where, "lookup", settings.lookup_key),
             signing_key=signing_key,
         )
         await ensure_keys(sessions, ctx.deployment, settings.data_dir, signing_key.verify_key)
+        if not ctx.deployment.fictional:
+            beside = beside_database(settings.secret_files, sqlite_path(settings.database_url))
+            if beside:
+                log.warning(beside_database_line(beside, settings.secret_files))
     except BaseException:
         await engine.dispose()
         raise
@@ -140,8 +149,8 @@ async def build_core(
 
 
 def make_data_dir(data_dir: Path) -> None:
-    """The data directory holds the database and the server's secrets: owner-only (0700),
-    also when an older version or another umask made it."""
+    """The data directory holds the database (and, unless SAFEBOT_SECRETS_DIR moves them, the
+    server's secrets): owner-only (0700), also when an older version or another umask made it."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if data_dir.stat().st_uid == os.getuid():
         data_dir.chmod(0o700)
@@ -228,7 +237,8 @@ async def start_server(settings: Settings) -> RunningServer:
     parts = None
     if settings.token:
         parts = build_delivery(core)
-        secret = load_or_create_token(settings.data_dir, "webhook-secret", settings.webhook_secret)
+        where = settings.secret_files
+        secret = load_or_create_token(where, "webhook-secret", settings.webhook_secret)
         if settings.webhook_url is not None:
             add_webhook(app, settings.webhook_path, parts.telegram.bot, parts.receiver, secret)
         app.cleanup_ctx.append(_telegram_lifecycle(core, parts, secret))

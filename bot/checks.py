@@ -53,7 +53,7 @@ async def _keys(settings: Settings, deployment: Deployment) -> list[str]:
         await require_existing(settings.database_url)
     except StorageError as exc:
         return [f"keys: {exc}"]
-    signer = read_signing_key(settings.data_dir, settings.signing_key)
+    signer = read_signing_key(settings.secret_files, settings.signing_key)
     engine = create_engine(settings.database_url)
     try:
         verify = None if signer is None else signer.verify_key

@@ -53,6 +53,13 @@ class Settings:
     lookup_key: str | None = None
     # The request-signing key (base64, 32 bytes), or None: generated into the data dir.
     signing_key: str | None = None
+    # Where secrets not given in the environment are kept (SAFEBOT_SECRETS_DIR): by default
+    # the data directory, beside the database; a real service keeps them elsewhere.
+    secrets_dir: Path | None = None
+
+    @property
+    def secret_files(self) -> Path:
+        return self.secrets_dir or self.data_dir
 
     @property
     def webhook_path(self) -> str:
@@ -75,6 +82,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if webhook_url and urlparse(webhook_url).scheme not in {"https", "http"}:
         raise ConfigError("SAFEBOT_WEBHOOK_URL must be a full http(s) URL")
     secret = env.get("SAFEBOT_WEBHOOK_SECRET") or None
+    secrets_dir = env.get("SAFEBOT_SECRETS_DIR")
     if secret and not (1 <= len(secret) <= 256 and all(c.isalnum() or c in "_-" for c in secret)):
         raise ConfigError("SAFEBOT_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -")
     return Settings(
@@ -99,6 +107,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         draft_key=env.get("SAFEBOT_DRAFT_KEY") or None,
         lookup_key=env.get("SAFEBOT_LOOKUP_KEY") or None,
         signing_key=env.get("SAFEBOT_SIGNING_KEY") or None,
+        secrets_dir=Path(secrets_dir).expanduser() if secrets_dir else None,
     )
 
 

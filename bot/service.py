@@ -52,7 +52,7 @@ from flows.state import ConversationState
 from storage import conversations, delivery, queries
 from storage.db import transaction
 from storage.dialect import checkpoint
-from storage.drafts import open_json, seal_json
+from storage.drafts import open_json, person_draft_key, seal_json
 from storage.identity import keyed_hash
 from storage.models import OutboxItem
 from storage.requests import NewRequest, reference_hash, store_request
@@ -412,8 +412,10 @@ class ConversationService:
         reads and writes (state, incoming message ids, replies) go through one statement per
         table for all of them; effects (a submission, a status lookup, forget, quick exit) are
         rare and run turn by turn, in order, before those writes."""
-        draft_key = self.secrets.draft_key
-        states = await conversations.load_many(session, [w.chat_key for w in work], now, draft_key)
+        # Each person's draft opens with a key only her own turn can make (her id is in it).
+        server_key = self.secrets.draft_key
+        draft_keys = {w.chat_key: person_draft_key(server_key, w.channel, w.user_id) for w in work}
+        states = await conversations.load_many(session, draft_keys, now, legacy_key=server_key)
         saves: list[tuple[str, ConversationState]] = []
         messages: list[tuple[str, int]] = []
         outgoing: list[list[tuple[delivery.Outgoing, Queued]]] = []
@@ -460,7 +462,7 @@ class ConversationService:
                 outgoing.append([])
             done.append((w, acc, replies, delete_ids))
         await queries.remember_many(session, messages, now)
-        await conversations.save_many(session, saves, now, draft_key, self.lifetimes)
+        await conversations.save_many(session, saves, now, draft_keys, self.lifetimes)
         queued = await self._queue(session, outgoing, now)
         return [
             TurnResult(

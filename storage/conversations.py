@@ -2,14 +2,16 @@
 for all the chats of a batch of turns at once (one statement each way).
 
 The routing fields are stored in the clear (nothing personal in them); the draft answers are
-sealed with the server's draft key, bound to the chat key, and expire with the draft lifetime.
+sealed under the person's own draft key (storage/drafts.py: derived from the server's key and
+her messenger id, which only her turn brings), bound to the chat key, and expire with the draft
+lifetime.
 A stored state whose draft no longer opens (the key changed) loads without its answers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -29,28 +31,34 @@ class Lifetimes:
 
 
 async def load_many(
-    session: AsyncSession, chat_keys: Sequence[str], now: dt.datetime, draft_key: bytes
+    session: AsyncSession,
+    draft_keys: Mapping[str, bytes],
+    now: dt.datetime,
+    legacy_key: bytes | None = None,
 ) -> dict[str, ConversationState]:
-    """The stored states of these chats in one statement, by chat key. A chat with no state,
-    or whose state has expired, is missing: its turn starts afresh, and `save_many` then
-    overwrites the expired row (or the turn deletes it)."""
-    if not chat_keys:
+    """The stored states of these chats (the keys of `draft_keys`, each with its person's
+    draft key) in one statement, by chat key. A chat with no state, or whose state has
+    expired, is missing: its turn starts afresh, and `save_many` then overwrites the expired
+    row (or the turn deletes it). `legacy_key` opens a draft sealed before drafts had a key
+    per person (it is sealed again under hers when the turn saves)."""
+    if not draft_keys:
         return {}
     conversations = queries.table(Conversation)
     result = await session.execute(
-        select(conversations).where(conversations.c.chat_key.in_(chat_keys))
+        select(conversations).where(conversations.c.chat_key.in_(list(draft_keys)))
     )
     states: dict[str, ConversationState] = {}
     for row in result.mappings():
         if aware(row["expires_at"]) <= now:
             continue
+        chat_key = row["chat_key"]
         draft = None
         expires = row["draft_expires_at"]
         if expires is None or aware(expires) > now:
-            draft = open_draft(draft_key, row["chat_key"], row["draft"])
-        states[row["chat_key"]] = ConversationState.restore(
-            {f: row[f] for f in ROUTING_FIELDS}, draft
-        )
+            draft = open_draft(draft_keys[chat_key], chat_key, row["draft"])
+            if draft is None and legacy_key is not None:
+                draft = open_draft(legacy_key, chat_key, row["draft"])
+        states[chat_key] = ConversationState.restore({f: row[f] for f in ROUTING_FIELDS}, draft)
     return states
 
 
@@ -58,16 +66,18 @@ async def save_many(
     session: AsyncSession,
     states: Sequence[tuple[str, ConversationState]],
     now: dt.datetime,
-    draft_key: bytes,
+    draft_keys: Mapping[str, bytes],
     lifetimes: Lifetimes,
 ) -> None:
     """Write (chat key, state) pairs in one statement: an insert, or an update of the row
-    already there (expired or not)."""
+    already there (expired or not). Each draft is sealed under its person's key."""
     if not states:
         return
     rows = []
     for chat_key, state in states:
-        sealed = seal_draft(draft_key, chat_key, state.draft()) if state.answers else None
+        sealed = (
+            seal_draft(draft_keys[chat_key], chat_key, state.draft()) if state.answers else None
+        )
         rows.append(
             {
                 "chat_key": chat_key,

@@ -1,4 +1,5 @@
-"""Server secrets: from the environment, or generated into the data directory on first run.
+"""Server secrets: from the environment, or generated on first run into the secrets folder
+(SAFEBOT_SECRETS_DIR; by default the data directory).
 
 Files are created owner-only (0600) and never overwritten. Losing one must not crash the bot:
 state keyed or encrypted under the old secret simply stops matching and expires.
@@ -14,7 +15,35 @@ from pathlib import Path
 from storage.errors import SealingError, StorageError
 from storage.signing import SigningKey
 
-SIGNING_KEY_NAME = "request-signing"  # the file: <data dir>/request-signing.key
+SIGNING_KEY_NAME = "request-signing"  # the file: <secrets dir>/request-signing.key
+# Every secret kept as a file when the environment does not give it, with that variable.
+SECRET_FILES = {
+    "user-hash": "SAFEBOT_USER_HASH_KEY",
+    "draft": "SAFEBOT_DRAFT_KEY",
+    "lookup": "SAFEBOT_LOOKUP_KEY",
+    SIGNING_KEY_NAME: "SAFEBOT_SIGNING_KEY",
+    "portal": "SAFEBOT_PORTAL_KEY",
+    "webhook-secret": "SAFEBOT_WEBHOOK_SECRET",
+}
+
+
+def beside_database(secrets_dir: Path, database_file: Path | None) -> list[str]:
+    """The secret files kept in the same folder as the (SQLite) database file: a copy of that
+    folder, a backup say, then holds the data and the keys that open it together."""
+    if database_file is None or not secrets_dir.exists():
+        return []
+    if secrets_dir.resolve() != database_file.parent.resolve():
+        return []
+    return [name for name in SECRET_FILES if (secrets_dir / f"{name}.key").exists()]
+
+
+def beside_database_line(names: list[str], secrets_dir: Path) -> str:
+    variables = ", ".join(SECRET_FILES[n] for n in names)
+    return (
+        f"server secrets ({', '.join(names)}) are kept in {secrets_dir}, beside the database: "
+        "a copy of that folder opens what they protect; move them to SAFEBOT_SECRETS_DIR on "
+        f"another disk or secret store, or give them in the environment ({variables})"
+    )
 
 
 def load_or_create(

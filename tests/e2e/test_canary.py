@@ -18,7 +18,7 @@ import phonenumbers
 import pytest
 
 from bot.app import RunningServer
-from storage.drafts import open_draft
+from storage.drafts import open_draft, person_draft_key
 from storage.identity import keyed_hash
 from tests.e2e.conftest import (
     BotProcess,
@@ -319,8 +319,11 @@ async def test_sent_request_leaves_no_server_readable_draft(
     key = chat_key(data_dir, user.id)
     (row,) = db_query(data_dir, "SELECT draft FROM conversations WHERE chat_key=?", (key,))
     draft = bytes(row["draft"])
-    # The draft is sealed with the server's own key, which lies next to the database.
-    opened = open_draft(server_key(data_dir, "draft"), key, draft)
+    # The draft is sealed under her own key: the server's key lying next to the database is
+    # not enough; it takes her Telegram id too, which nothing on disk holds.
+    server = server_key(data_dir, "draft")
+    assert open_draft(server, key, draft) is None
+    opened = open_draft(person_draft_key(server, "telegram", str(user.id)), key, draft)
     assert opened is not None and opened["answers"]["codeword"] == person["codeword"]
     assert traces(data_dir, [draft])
 

@@ -35,7 +35,7 @@ from flows import (
 from flows.render import NOT_PICKED
 from storage import queries
 from storage.db import transaction
-from storage.drafts import open_draft
+from storage.drafts import open_draft, person_draft_key, seal_draft
 from storage.models import (
     ChatMessage,
     ContactRequest,
@@ -120,6 +120,10 @@ class Victim:
         self.user_id = user_id
         self.last: TurnResult | None = None
         self.seen_message_ids: list[int] = []
+
+    def draft_key(self, secrets: ServerSecrets) -> bytes:
+        """Her draft's key: only her own turn can make it (her id is never stored)."""
+        return person_draft_key(secrets.draft_key, CHANNEL, self.user_id)
 
     async def send(self, event: Event, *, update_id: int | None = None) -> TurnResult:
         incoming = next(_message_ids)
@@ -264,7 +268,7 @@ async def test_full_contact_request(
     assert conv is not None and conv.step == "contact.done"
     # The answers left the conversation row; only the reference number and who it went to
     # remain, encrypted, while the "sent" screen shows them.
-    assert open_draft(server_secrets.draft_key, victim.chat_key, conv.draft) == {
+    assert open_draft(victim.draft_key(server_secrets), victim.chat_key, conv.draft) == {
         "answers": {"reference": reference, "routed_to": CHOSEN_ORG},
         "resume": None,
     }
@@ -411,6 +415,48 @@ async def test_forget_withdraws_an_opened_request(
     assert await conversation_row(db, victim.chat_key) is None
 
 
+async def test_a_draft_opens_only_with_her_own_id(
+    db: Database, service: ConversationService, server_secrets: ServerSecrets
+) -> None:
+    """A copy of the database and the server secrets is not enough to read a draft: its key
+    needs her messenger id, which only her own turn brings (the database holds hashes)."""
+    victim = Victim(service)
+    await fill_form(victim, until="contact.times")  # the phone number typed
+    row = await conversation_row(db, victim.chat_key)
+    assert row is not None and row.draft is not None
+    assert open_draft(server_secrets.draft_key, victim.chat_key, row.draft) is None
+    other = person_draft_key(server_secrets.draft_key, CHANNEL, OTHER_USER_ID)
+    assert open_draft(other, victim.chat_key, row.draft) is None
+    mine = open_draft(victim.draft_key(server_secrets), victim.chat_key, row.draft)
+    assert mine is not None and mine["answers"]["phone"] == "+44" + PHONE_DIGITS
+
+
+async def test_a_draft_sealed_before_per_person_keys_still_opens_and_is_sealed_again(
+    db: Database, service: ConversationService, server_secrets: ServerSecrets
+) -> None:
+    """Drafts written by the previous release (under the server key alone) are not lost in
+    the upgrade: the next turn opens them and saves them under her own key."""
+    victim = Victim(service)
+    await fill_form(victim, until="contact.times")
+    row = await conversation_row(db, victim.chat_key)
+    assert row is not None and row.draft is not None
+    draft = open_draft(victim.draft_key(server_secrets), victim.chat_key, row.draft)
+    assert draft is not None
+    legacy = seal_draft(server_secrets.draft_key, victim.chat_key, draft)
+    async with transaction(db.sessions) as s:
+        await s.execute(
+            update(Conversation)
+            .where(Conversation.chat_key == victim.chat_key)
+            .values(draft=legacy)
+        )
+    await victim.press(NOT_PICKED + "Evenings")
+    row = await conversation_row(db, victim.chat_key)
+    assert row is not None and row.draft is not None and row.draft != legacy
+    assert open_draft(server_secrets.draft_key, victim.chat_key, row.draft) is None
+    again = open_draft(victim.draft_key(server_secrets), victim.chat_key, row.draft)
+    assert again is not None and again["answers"]["phone"] == "+44" + PHONE_DIGITS
+
+
 async def test_quick_exit_clears_draft_and_returns_every_message_id(
     db: Database, service: ConversationService, server_secrets: ServerSecrets
 ) -> None:
@@ -490,7 +536,7 @@ async def test_failed_second_commit_says_not_sent(
     assert await request_rows(db) == []
     row = await conversation_row(db, victim.chat_key)
     assert row is not None and row.step == "contact.summary"
-    draft = open_draft(server_secrets.draft_key, victim.chat_key, row.draft)
+    draft = open_draft(victim.draft_key(server_secrets), victim.chat_key, row.draft)
     assert draft is not None and draft["answers"]["codeword"] == CODEWORD  # nothing retyped
 
     # Once the cause is gone, Send on the new summary works.
@@ -526,7 +572,7 @@ async def test_crash_during_the_submission_stores_nothing_and_keeps_the_summary(
     row = await conversation_row(db, victim.chat_key)
     assert row is not None and row.step == "contact.summary"  # nothing of the turn committed
     assert await request_rows(db) == []
-    draft = open_draft(server_secrets.draft_key, victim.chat_key, row.draft)
+    draft = open_draft(victim.draft_key(server_secrets), victim.chat_key, row.draft)
     assert draft is not None and draft["answers"]["message"] == MESSAGE
 
     # The restarted process meets the same summary; Send stores exactly one request.
