@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from bot.app import RunningServer
 from tests.e2e.conftest import (
@@ -151,6 +154,40 @@ async def test_a_hung_send_then_quick_exit_leaves_nothing_on_screen(tmp_path: Pa
         ids = [m.message_id for m in user.chat.messages]
         assert any(b - a > 1 for a, b in itertools.pairwise(ids)), "ids were consecutive"
         assert all(not m.deleted for m in other.chat.messages), "another chat was touched"
+
+
+async def test_failing_deletions_are_retried_without_redoing_quick_exit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every deletion of a quick exit fails a few times in a row. Each is tried again in
+    place: the quick exit is not started over (which resent the neutral line and waited out a
+    growing backoff), and nothing is left on screen."""
+    async with BotApiEmulator(token=TOKEN, shared_message_ids=True, hang_seconds=1.0) as emu:
+        server = await start_bot(bot_env(emu, tmp_path / "data"))
+        try:
+            user, other = emu.user(7150, language_code="en"), emu.user(7151, language_code="en")
+            await step(user, lambda: user.send_command("/start"), WELCOME)
+            await step(other, lambda: other.send_command("/start"), WELCOME)
+            await step(user, lambda: user.press("Continue"), MENU)
+            emu.fault_next("sendMessage", "lost_answer")  # an id never known: a gap to clear
+            await step(user, lambda: user.press("Talk to a support worker"), CONSENT)
+            assert server.delivery is not None
+            await asyncio.wait_for(server.delivery.sender.wait_idle(), 30)
+            for kind in ("500", "drop", "502", "429"):
+                emu.fault_next("deleteMessages", kind)
+            with caplog.at_level(logging.INFO, logger="safebot.outbox"):
+                await step(user, lambda: user.press(QUICK_EXIT), NEUTRAL)
+                await asyncio.wait_for(server.delivery.sender.wait_idle(), 30)
+        finally:
+            await stop(server)
+        assert leftovers(user) == [], [m.text for m in leftovers(user)]
+        neutral_sends = [
+            c for c in emu.calls_to("sendMessage") if NEUTRAL in str(c.get("text", ""))
+        ]
+        assert len(neutral_sends) == 1
+        said = [r.getMessage() for r in caplog.records]
+        assert not [line for line in said if line.startswith("send failed")]
+        assert sum("delete failed" in line for line in said) == 4
 
 
 # ---- crowds and pacing ------------------------------------------------------------------------
