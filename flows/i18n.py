@@ -83,6 +83,27 @@ def normalise_tag(tag: str | None) -> str | None:
     return "_".join([parts[0].lower(), *[p.upper() if len(p) == 2 else p for p in parts[1:]]])
 
 
+# Tags a phone may send that name, or are best served by, a language under another code.
+# Checked in order after the exact tag; the first one enabled wins.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "prs": ("fa_AF",),  # Dari's own ISO 639-3 code
+    "fa_AF": ("prs",),
+    "ku": ("kmr",),  # Telegram's "ku" is Kurmanji (Latin script) ...
+    "ku_Arab": ("ckb",),  # ... unless written in Arabic script: Sorani
+    "ku_IQ": ("ckb",),
+    "ku_IR": ("ckb",),
+    "kmr": ("ku",),
+    "ckb": ("ku_Arab",),
+    "zh_TW": ("zh_Hant",),
+    "zh_HK": ("zh_Hant",),
+    "zh_MO": ("zh_Hant",),
+    "zh_Hant_TW": ("zh_Hant",),
+    "zh_Hant_HK": ("zh_Hant",),
+    "pt_BR": ("pt",),
+    "pt_PT": ("pt",),
+}
+
+
 def negotiate(hint: str | None, available: Iterable[str], default: str) -> str:
     """Pick the enabled language closest to a client's hint (e.g. Telegram's language_code)."""
     avail = list(available)
@@ -91,6 +112,9 @@ def negotiate(hint: str | None, available: Iterable[str], default: str) -> str:
         return default
     if tag in avail:
         return tag
+    for alias in ALIASES.get(tag, ()):
+        if alias in avail:
+            return alias
     bare = tag.split("_")[0]
     if bare in avail:
         return bare

@@ -40,6 +40,36 @@ def test_negotiate_fallback_chain(hint: str | None, expected: str) -> None:
     assert negotiate(hint, AVAILABLE, "en") == expected
 
 
+WIDE = ["en", "pt", "zh_Hant", "fa", "fa_AF", "kmr", "ckb", "ur"]
+
+
+@pytest.mark.parametrize(
+    ("hint", "expected"),
+    [
+        ("pt-BR", "pt"),  # Brazilian phones get the one Portuguese
+        ("pt-PT", "pt"),
+        ("zh-TW", "zh_Hant"),
+        ("zh-HK", "zh_Hant"),
+        ("zh-Hant", "zh_Hant"),
+        ("zh-Hant-HK", "zh_Hant"),
+        ("zh-CN", "zh_Hant"),  # the only Chinese there is
+        ("prs", "fa_AF"),  # Dari by its own code
+        ("fa-AF", "fa_AF"),
+        ("fa-IR", "fa"),
+        ("fa", "fa"),
+        ("ku", "kmr"),  # Kurmanji
+        ("ku-IQ", "ckb"),  # Kurdish from Iraq: Sorani
+        ("ckb", "ckb"),
+        ("ur-PK", "ur"),
+        ("xx", "en"),  # unknown: English (the picker is offered first)
+    ],
+)
+def test_negotiate_sends_every_spelling_to_the_language_it_means(
+    hint: str, expected: str
+) -> None:
+    assert negotiate(hint, WIDE, "en") == expected
+
+
 def test_negotiate_default_when_nothing_available() -> None:
     assert negotiate("pl", [], "en") == "en"
     assert negotiate("pl", ("ar",), "ar") == "ar"
