@@ -216,23 +216,23 @@ def test_missing_translation_for_an_enabled_language() -> None:
 
 
 def test_translation_for_a_language_not_enabled() -> None:
-    romanian = {"commitment": "Angajament.", "exception": "Excepție."}
-    assert problems(lambda d: d["policy"]["translations"].update(ro=romanian)) == [
-        "policy.translations.ro: 'ro' is not an enabled language (en, pl, ar); enable it or "
+    german = {"commitment": "Zusage.", "exception": "Ausnahme."}  # German: never shipped
+    assert problems(lambda d: d["policy"]["translations"].update(de=german)) == [
+        "policy.translations.de: 'de' is not an enabled language (en, pl, ar); enable it or "
         "remove the translation"
     ]
-    assert problems(lambda d: d["organisations"][1]["description"].update(ro="Sprijin.")) == [
-        "organisations[1].description.ro: 'ro' is not an enabled language (en, pl, ar)"
+    assert problems(lambda d: d["organisations"][1]["description"].update(de="Hilfe.")) == [
+        "organisations[1].description.de: 'de' is not an enabled language (en, pl, ar)"
     ]
 
 
 def test_a_language_without_a_catalogue_is_refused() -> None:
-    found = problems(lambda d: d["deployment"]["languages"].append("ro"))
+    found = problems(lambda d: d["deployment"]["languages"].append("de"))
     assert found[0] == (
-        "deployment.languages: 'ro' has no catalogue (locales/ro/LC_MESSAGES/messages.po)"
+        "deployment.languages: 'de' has no catalogue (locales/de/LC_MESSAGES/messages.po)"
     )
-    assert "organisations[0].keeps has no 'ro' text" in found  # and everything else it needs
-    assert "ro" not in catalogue_languages() and "en" in catalogue_languages()
+    assert "organisations[0].keeps has no 'de' text" in found  # and everything else it needs
+    assert "de" not in catalogue_languages() and "en" in catalogue_languages()
 
 
 def test_languages_must_be_unique_and_include_the_default() -> None:
@@ -275,8 +275,8 @@ def test_routing_to_an_organisation_that_does_not_receive_requests() -> None:
     assert problems(lambda d: d["routing"].update(default="eastshire")) == [
         "routing.default 'eastshire' is not an organisation; did you mean 'eastshire-hub'?"
     ]
-    assert problems(lambda d: d["routing"]["by_language"].update(ro="eastshire-hub")) == [
-        "routing.by_language.ro: 'ro' is not an enabled language (en, pl, ar)"
+    assert problems(lambda d: d["routing"]["by_language"].update(de="eastshire-hub")) == [
+        "routing.by_language.de: 'de' is not an enabled language (en, pl, ar)"
     ]
 
 
