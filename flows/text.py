@@ -56,6 +56,8 @@ class Text:
     def t(self, source: str, /, **values: str) -> str:
         """Translate, escape for HTML, then fill placeholders with escaped values."""
         text = html.escape(self.translator.gettext(source), quote=False)
+        if self.rtl:
+            text = isolate_ltr_runs(text)
         if values:
             text = text.format_map(
                 _SafeFormat({k: html.escape(v, quote=False) for k, v in values.items()})
@@ -104,6 +106,18 @@ class Text:
             "state_hours": self.ltr(str(self.state_hours)),
             "helpline": self.ltr(urgent[0].number) if urgent else "999",
         }
+
+
+# What a translator writes left-to-right inside right-to-left text: a /command, a number or
+# a phone number (digits with spaces, a leading +). Not inside a word, a path or a
+# {placeholder} (placeholder values are isolated when filled).
+_LTR_RUN = re.compile(r"(?<![\w/{+\u2068])(/[a-z][a-z_]*|\+?\d(?:[\d ]*\d)?)(?![\w}\u2069])")
+
+
+def isolate_ltr_runs(text: str) -> str:
+    """Commands and numbers in a right-to-left sentence, each in a first-strong isolate, so
+    that `/status` does not show as `status/` and "999 then 55" keeps its order."""
+    return _LTR_RUN.sub(lambda m: f"{FSI}{m.group(1)}{PDI}", text)
 
 
 def plain(rendered: str) -> str:

@@ -36,7 +36,7 @@ from flows.form import choices_answer
 from flows.i18n import is_rtl, load_catalogs
 from flows.replies import Button, Reply
 from flows.state import ConversationState
-from flows.text import FSI, PDI
+from flows.text import FSI, PDI, isolate_ltr_runs
 from tests.walker import OWN, Move, Type, walk
 
 LANGUAGES = ("en", "pl", "ar")
@@ -189,7 +189,8 @@ class Driver:
 
     def tr(self, source: str) -> str:
         """`source` in the conversation's language, escaped as the engine escapes it."""
-        return html.escape(self.ctx.catalogs.get(self.language).gettext(source), quote=False)
+        text = html.escape(self.ctx.catalogs.get(self.language).gettext(source), quote=False)
+        return isolate_ltr_runs(text) if is_rtl(self.language) else text
 
     def ltr(self, value: str) -> str:
         return f"{FSI}{value}{PDI}" if is_rtl(self.language) else value
