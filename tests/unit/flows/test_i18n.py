@@ -7,7 +7,14 @@ import gettext
 import pytest
 
 from flows.engine import Context
-from flows.i18n import Catalogs, is_rtl, native_name, negotiate, normalise_tag
+from flows.i18n import (
+    Catalogs,
+    bundled_locales_dir,
+    is_rtl,
+    native_name,
+    negotiate,
+    normalise_tag,
+)
 
 AVAILABLE = ["en", "pl", "ar", "pt_BR", "zh_Hant"]
 
@@ -116,9 +123,13 @@ def test_is_rtl_of_nonsense_is_false(code: str | None) -> None:
 
 
 def test_shipped_catalogues_load(ctx: Context) -> None:
-    assert set(ctx.catalogs.translations) == {"pl", "ar"}
-    assert ctx.catalogs.languages == ("ar", "en", "pl")
+    shipped = {p.parent.parent.name for p in bundled_locales_dir().glob("*/LC_MESSAGES/*.po")}
+    assert {"pl", "ar", "ro", "ur"} <= shipped
+    assert set(ctx.catalogs.translations) == shipped
+    assert ctx.catalogs.languages == tuple(sorted({"en", *shipped}))
     assert set(ctx.deployment.languages) <= set(ctx.catalogs.languages)
+    for code in shipped:  # each one really translates (not an empty catalogue)
+        assert ctx.catalogs.missing(code, ["Continue"]) == [], code
 
 
 def test_unknown_language_falls_back_to_the_source(ctx: Context) -> None:
