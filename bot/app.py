@@ -42,7 +42,13 @@ from bot.portal.config import load_portal_secrets, load_portal_settings
 from bot.portal.state import Portal
 from bot.ratelimit import retry_after_seconds
 from bot.service import ConversationService, ServerSecrets, TurnResult
-from bot.telegram import ALLOWED_UPDATES, TelegramChannel, build_application, set_commands
+from bot.telegram import (
+    ALLOWED_UPDATES,
+    TelegramChannel,
+    build_application,
+    set_commands,
+    set_profile,
+)
 from bot.web.server import add_webhook, build_web_app
 from flows.check import check_flow
 from flows.definition import load_flow
@@ -277,6 +283,10 @@ def _telegram_lifecycle(core: Core, parts: Delivery, secret: str):  # type: igno
             await set_commands(telegram, core.ctx)
         except TelegramError as exc:
             log.warning("could not set the command menu: %s", type(exc).__name__)
+        try:
+            await set_profile(telegram, core.ctx)
+        except TelegramError as exc:
+            log.warning("could not set the bot's name and description: %s", type(exc).__name__)
         # What the last run committed but did not deliver, and what it stored but did not
         # handle, goes first.
         replies = await parts.sender.load(core.service.open_queued)

@@ -246,6 +246,45 @@ def build_application(token: str, api_base_url: str) -> Application:  # type: ig
     return application
 
 
+def _profile_languages(ctx: Context) -> list[tuple[str | None, str]]:
+    """(Telegram language_code, catalogue language): the default (no code) first, then each
+    enabled language the default does not already cover."""
+    default = ctx.deployment.default_language
+    out: list[tuple[str | None, str]] = [(None, default)]
+    for language in ctx.deployment.languages:
+        code = language.replace("-", "_").split("_")[0]
+        if code != default.split("_")[0] and all(code != c for c, _l in out):
+            out.append((code, language))
+    return out
+
+
+async def set_profile(application: Application, ctx: Context) -> int:  # type: ignore[type-arg]
+    """The bot's name, description and short description in every enabled language. Each is
+    read first and written only if it differs: Telegram allows few changes of a name a day.
+    Returns how many were written."""
+    bot = application.bot
+    written = 0
+    for code, language in _profile_languages(ctx):
+        tr = ctx.catalogs.get(language)
+        for field, text in ctx.flow.profile.items():
+            wanted = tr.gettext(text)
+            getter, setter = _PROFILE_CALLS[field]
+            current = await bot.do_api_request(getter, api_kwargs={"language_code": code})
+            if isinstance(current, dict) and current.get(field) == wanted:
+                continue
+            await bot.do_api_request(setter, api_kwargs={field: wanted, "language_code": code})
+            written += 1
+    return written
+
+
+# Raw method names: PTB's helpers return typed objects this does not need.
+_PROFILE_CALLS = {
+    "name": ("getmyname", "setmyname"),
+    "description": ("getmydescription", "setmydescription"),
+    "short_description": ("getmyshortdescription", "setmyshortdescription"),
+}
+
+
 async def set_commands(application: Application, ctx: Context) -> None:  # type: ignore[type-arg]
     """The command menu in every shipped language (Telegram picks by the client's language)."""
     flow, catalogs = ctx.flow, ctx.catalogs

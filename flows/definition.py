@@ -184,6 +184,8 @@ class Flow:
     form: tuple[str, ...] = field(default_factory=tuple)
     # command name -> English description, for channels with a command menu
     commands: Mapping[str, str] = field(default_factory=dict)
+    # The bot's own name, description and short description, per language (PROFILE_LIMITS)
+    profile: Mapping[str, str] = field(default_factory=dict)
 
     def step(self, step_id: str) -> Step:
         return self.steps[step_id]
@@ -210,13 +212,22 @@ class Flow:
 
     def source_strings(self) -> list[str]:
         """Every translatable English string, in file order (what gettext extracts)."""
-        out: list[str] = [*self.strings.values(), *self.commands.values()]
+        out: list[str] = [
+            *self.strings.values(),
+            *self.commands.values(),
+            *self.profile.values(),
+        ]
         for s in self.steps.values():
             out.extend(x for x in (s.title, *s.text, s.summary_label) if x)
             out.extend(b.label for b in s.buttons)
             out.extend(o.label for o in s.options)
             out.extend(o.summary for o in s.options if o.summary)
         return list(dict.fromkeys(out))
+
+
+# What Telegram shows of the bot before a chat starts, and its limits (setMyName,
+# setMyDescription, setMyShortDescription).
+PROFILE_LIMITS = {"name": 64, "description": 512, "short_description": 120}
 
 
 def bundled_flow_path() -> Path:
@@ -272,6 +283,14 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
             problems.append(f"[commands] {name!r}: 1-32 characters of a-z, 0-9, _")
         if not 1 <= len(description) <= 256:
             problems.append(f"[commands] {name!r}: description must be 1-256 characters")
+
+    profile = {str(k): str(v) for k, v in data.get("profile", {}).items()}
+    for name, text in profile.items():
+        limit = PROFILE_LIMITS.get(name)
+        if limit is None:
+            problems.append(f"[profile] {name!r}: only {', '.join(PROFILE_LIMITS)}")
+        elif not 1 <= len(text) <= limit:
+            problems.append(f"[profile] {name!r}: 1-{limit} characters")
 
     entry = str(meta.get("entry", ""))
     menu = str(meta.get("menu", ""))
@@ -339,6 +358,7 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
         plurals=plurals,
         form=tuple(questions),
         commands=commands,
+        profile=profile,
     )
 
 

@@ -5,11 +5,14 @@ quick exit, odd input, flood control and ordering (real PTB over HTTP, polling, 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from bot.app import RunningServer
+from bot.config import bundled_deployment_path, load_deployment
 from flows.definition import load_flow
 from flows.i18n import native_name
 from tests.e2e.conftest import (
+    bot_env,
     calm_notice,
     continue_request,
     exit_line,
@@ -18,6 +21,7 @@ from tests.e2e.conftest import (
     help_now_label,
     notice_then_screen,
     plain,
+    start_bot,
     step_lines,
     step_title,
     tr,
@@ -153,6 +157,35 @@ async def test_command_menu_is_set_in_every_shipped_language(
     # English is the default set, not a second copy of it.
     assert emulator.get_commands(private, "en") == []
     assert ("all_private_chats", "") in emulator.commands
+    assert not emulator.errors, emulator.errors
+
+
+async def test_name_and_descriptions_are_set_in_every_language_and_only_once(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """What Telegram shows before the chat starts: neutral, in every enabled language; read
+    back at the next start and not written again (Telegram allows few name changes a day)."""
+    flow, deployment = load_flow(), load_deployment(bundled_deployment_path())
+    stores = {
+        "name": emulator.names,
+        "description": emulator.descriptions,
+        "short_description": emulator.short_descriptions,
+    }
+    assert set(flow.profile) == set(stores)
+    for _run in range(2):
+        server = await start_bot(bot_env(emulator, tmp_path / "data"))
+        await server.stop()
+    for field, english in flow.profile.items():
+        store = stores[field]
+        assert store[""] == english
+        for lang in deployment.languages:
+            if lang != "en":
+                assert store[lang] == tr(lang, english) != english, (field, lang)
+    writes = sum(len(emulator.calls_to(m)) for m in ("setMyName", "setMyDescription",
+                                                     "setMyShortDescription"))  # fmt: skip
+    assert writes == len(stores) * len(deployment.languages)  # the second start wrote none
+    for text in emulator.names.values():  # nothing on the chat list says what this is about
+        assert not any(word in text.lower() for word in ("abuse", "police", "violence"))
     assert not emulator.errors, emulator.errors
 
 
