@@ -6,6 +6,8 @@ safebot migrate                 apply database migrations
 safebot check                   list problems in the flow, catalogues, deployment and keys
                                 (exit 1 if any); `check-flows` is the same
 safebot keys generate --org ORG --out FILE [--passphrase-file F]
+safebot keys rotate --org ORG --out FILE [--passphrase-file F]
+                                a new key, sealed to the advocates with access; old ones stay
 safebot keys list               which key new requests go to, pins, the request-signing key
 safebot keys revoke --key-id ID never seal to this key again
 safebot handoffs export --org ORG --identity FILE [--identity FILE ...] [--passphrase-file F]
@@ -56,6 +58,10 @@ CREATES = ENVIRONMENT + "\nCreates the database if there is none, and migrates i
 NEEDS = (
     ENVIRONMENT + "\nNeeds an existing database: run `safebot migrate` or `safebot run` first.\n"
 )
+ROTATE_ENVIRONMENT = """\
+  SAFEBOT_PORTAL_KEY  the portal's server secret (default: portal.key in SAFEBOT_SECRETS_DIR,
+                    else SAFEBOT_DATA_DIR), to check the advocates' public keys first
+"""
 
 
 def _audit_key(settings: Any) -> bytes:
@@ -159,6 +165,16 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--org", required=True)
     gen.add_argument("--out", required=True, type=Path, help="where to write the private key")
     gen.add_argument("--passphrase-file", type=Path)
+    rot = command(
+        keys,
+        "rotate",
+        "make a new key pair; seal it to the advocates who have access; keep the old keys",
+        _keys_rotate,
+        NEEDS.replace("\nNeeds", ROTATE_ENVIRONMENT + "\nNeeds", 1),
+    )
+    rot.add_argument("--org", required=True)
+    rot.add_argument("--out", required=True, type=Path, help="where to write the new private key")
+    rot.add_argument("--passphrase-file", type=Path)
     command(keys, "list", "show registered keys", _keys_list, NEEDS)
     rev = command(keys, "revoke", "never seal a request to this key again", _keys_revoke, NEEDS)
     rev.add_argument("--key-id", required=True)
@@ -341,10 +357,123 @@ async def _keys_generate(args: argparse.Namespace, settings: object) -> int:
     return 0
 
 
+async def _keys_rotate(args: argparse.Namespace, settings: object) -> int:
+    """A new organisation key: its identity file as `keys generate` writes it, its public key
+    registered, and the key sealed to every advocate who has access (re-wrapping needs only
+    their public keys). The old keys stay registered: requests sealed to them still open."""
+    from sqlalchemy import select
+
+    from bot.app import build_context
+    from bot.config import ConfigError, Settings
+    from bot.keyring import create_identity
+    from bot.portal.accounts import rotate_key
+    from bot.portal.config import have_portal_secrets, load_portal_secrets
+    from storage import org_keys
+    from storage import portal as q
+    from storage.db import create_engine, session_factory, transaction
+    from storage.migrate import upgrade_async
+    from storage.models import OrganisationKey
+    from storage.opening import require_existing
+
+    assert isinstance(settings, Settings)
+    deployment = build_context(settings).deployment
+    org: str = args.org
+    if org not in {o.id for o in deployment.receiving_organisations}:
+        raise ConfigError(
+            f"{org!r} is not an organisation that receives requests in {settings.config_path}"
+        )
+    out: Path = args.out
+    _check_out(out)
+    await require_existing(settings.database_url)
+    engine = create_engine(settings.database_url)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            registered = (
+                await session.scalars(
+                    select(OrganisationKey).where(OrganisationKey.organisation == org)
+                )
+            ).all()
+            with_access = await q.granted_advocates(session, org)
+    finally:
+        await engine.dispose()
+    if not registered:
+        raise ConfigError(
+            f"{org} has no key to rotate: run `safebot keys generate --org {org}` first"
+        )
+    if with_access and not have_portal_secrets(settings):
+        raise ConfigError(
+            "the portal's server key is not here (SAFEBOT_PORTAL_KEY, or portal.key in "
+            f"{settings.secret_files}), so the advocates' keys cannot be checked: run this "
+            "with the server's SAFEBOT_PORTAL_KEY or its secrets directory"
+        )
+    # Everything that can fail without the passphrase fails before it is asked for.
+    passphrase = _passphrase(args.passphrase_file, confirm=True)
+    _check_strength(passphrase, org)
+    await upgrade_async(settings.database_url)
+    private, public = await create_identity(org, out, passphrase)
+    engine = create_engine(settings.database_url)
+    try:
+        done = await rotate_key(
+            session_factory(engine),
+            load_portal_secrets(settings),
+            private,
+            org,
+            dt.datetime.now(dt.UTC),
+        )
+    finally:
+        await engine.dispose()
+    print(f"key {public.key_id} ({public.suite}) for {org}; private key in {out}")
+    print(f"fingerprint {public.fingerprint}")
+    print(
+        f"sealed to {len(done.granted)} advocate(s) with access; their grants for the old keys stay"
+    )
+    for a in done.refused:
+        print(
+            f"NOT sealed to advocate {a.id} ({a.display_name}): her public key does not carry "
+            "the portal key's MAC (changed in the database, or not the server's portal key)"
+        )
+    if done.without_access:
+        print(
+            f"{len(done.without_access)} set-up advocate(s) without access were left out, as "
+            "before: an admin grants access in the portal"
+        )
+    pins = deployment.key_pins(org)
+    if pins is None:  # fictional and unpinned: the newest active key is used already
+        older = [
+            k.fingerprint
+            for k in (org_keys.public_key(r) for r in registered if r.active)
+            if k is not None
+        ]
+        print(
+            f"{org} pins no keys (fictional only): new requests go to the new key from now on. "
+            f"To pin them, under [[organisations]] id = {org!r} in {settings.config_path}, put"
+        )
+    else:
+        older = list(deployment.organisation(org).key_fingerprints)
+        print(
+            "new requests still go to the old key. To make the new one current, under "
+            f"[[organisations]] id = {org!r} in {settings.config_path}, put"
+        )
+    quoted = ", ".join(f'"{p}"' for p in dict.fromkeys([public.fingerprint, *older]))
+    print(f"key_fingerprints = [{quoted}]")
+    if pins is not None:
+        print(
+            "then restart `safebot run`: new requests go to the newest pinned key. Keep the old "
+            "fingerprints: the portal opens earlier requests only with pinned keys"
+        )
+    print(
+        "keep the old identity file and its passphrase: it still opens the requests sealed "
+        f"before (`safebot handoffs export --identity OLD --identity {out}`)"
+    )
+    print("advocates logged in now do not hold the new key: they log in again (after the restart)")
+    return 0
+
+
 async def _keys_list(args: argparse.Namespace, settings: object) -> int:
     from bot.config import Settings, load_deployment
     from storage import org_keys
     from storage.db import create_engine, session_factory, transaction
+    from storage.dialect import aware
     from storage.opening import require_existing
     from storage.server_secrets import read_signing_key
 
@@ -362,12 +491,22 @@ async def _keys_list(args: argparse.Namespace, settings: object) -> int:
         f"{'organisation':<24} {'key id':<18} {'suite':<44} {'created (UTC)':<17} "
         f"{'active':<7} {'pinned':<7} new requests"
     )
+    # A key older than its organisation's current one was rotated out: it still opens the
+    # requests sealed to it (its identity file always; the portal while it is pinned).
+    current_since = {k.row.organisation: aware(k.row.created_at) for k in keys if k.current}
+    old = [
+        k
+        for k in keys
+        if not k.current
+        and k.row.organisation in current_since
+        and aware(k.row.created_at) <= current_since[k.row.organisation]
+    ]
     for k in keys:
         r = k.row
         created = r.created_at.strftime("%Y-%m-%d %H:%M")
         active = "yes" if r.active else "revoked"
         pinned = {True: "yes", False: "NO", None: "-"}[k.pinned]
-        current = "yes" if k.current else ""
+        current = "yes" if k.current else "old (opens earlier requests)" if k in old else ""
         print(
             f"{r.organisation:<24} {r.key_id:<18} {r.suite:<44} {created:<17} "
             f"{active:<7} {pinned:<7} {current}"
@@ -377,6 +516,13 @@ async def _keys_list(args: argparse.Namespace, settings: object) -> int:
             print(f"note: {org} pins no key_fingerprints (fictional: its newest key is used)")
         elif not any(k.current for k in keys if k.row.organisation == org):
             print(f"note: {org} has NO pinned active key: its requests cannot be sealed")
+    for k in old:
+        if k.row.active and k.pinned is False:
+            print(
+                f"note: old key {k.row.key_id} of {k.row.organisation} is not pinned: the portal "
+                "does not open the requests sealed to it (its identity file does, with "
+                "`safebot handoffs export`)"
+            )
     signer = read_signing_key(settings.data_dir, settings.signing_key)
     if signer is None:
         print("request-signing key: none yet (`safebot run` makes it)")

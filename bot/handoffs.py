@@ -23,6 +23,7 @@ from typing import Final, TextIO
 from bot.answer_words import AnswerLine, answer_lines, language_name
 from flows.definition import Flow
 from flows.deployment import Deployment
+from flows.kinds import RequestStatus
 from storage import audit, queries
 from storage.db import create_engine, session_factory, transaction
 from storage.dialect import aware
@@ -93,6 +94,10 @@ class Exported:
     opened: OpenedRequest | None = None
     lines: Sequence[AnswerLine] = ()
     error: str | None = None
+    withdrawn: bool = False  # by the person, after pick-up: nothing is left to read
+
+
+WITHDRAWN_WORDS = "withdrawn by the person: nothing to read"
 
 
 def export_one(
@@ -102,6 +107,8 @@ def export_one(
     flow: Flow,
     deployment: Deployment,
 ) -> Exported:
+    if row.status == RequestStatus.WITHDRAWN:
+        return Exported(row, Verdict(Authenticity.UNSIGNED), error=WITHDRAWN_WORDS, withdrawn=True)
     try:
         opened = open_request(row, keys, verify_keys)
     except SealingError as exc:
@@ -175,7 +182,7 @@ def json_record(item: Exported) -> dict[str, object]:
         "urgent": row.urgent,
         "language": row.language,
         "key_id": row.key_id,
-        "authenticity": item.verdict.authenticity.value,
+        "authenticity": None if item.withdrawn else item.verdict.authenticity.value,
         "altered": list(item.verdict.altered),
     }
     if item.opened is None:
@@ -212,6 +219,9 @@ def text_block(item: Exported) -> str:
         f"  Key:          {row.key_id}",
         f"  Authenticity: {VERDICT_WORDS[verdict.authenticity].format(fields=fields)}",
     ]
+    if item.withdrawn:
+        lines[-1] = f"  Withdrawn:    {WITHDRAWN_WORDS}"
+        return "\n".join(lines) + "\n"
     if item.opened is None:
         lines.append(f"  Could not be opened: {item.error}")
         return "\n".join(lines) + "\n"

@@ -314,6 +314,25 @@ class RequestWork(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
+class CaseNote(Base):
+    """An advocate's note on a request, HPKE-sealed to the organisation's current pinned key
+    (the key new requests go to), bound to the request. In the clear only the author's id, the
+    date and the key id: the text (and its length, to within the sealing's padding) is inside
+    the blob. Goes with the request (ON DELETE CASCADE: retention) and on withdrawal."""
+
+    __tablename__ = "case_notes"
+
+    # Autoincrement: the order notes were written in, whatever the clock says.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("contact_requests.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[str] = mapped_column(String(64))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class LoginThrottle(Base):
     """Failed logins per account and per address (both keyed hashes)."""
 

@@ -1,7 +1,7 @@
 """Queries for the advocates' portal: accounts, set-up links, sessions, throttling, key grants
-and the work on requests (leases and outcomes). Plain async functions on an `AsyncSession`;
-the caller owns the transaction. Nothing here sees a key or a passphrase in the clear: the
-callers pass hashes and sealed blobs.
+and the work on requests (leases, outcomes and sealed case notes). Plain async functions on an
+`AsyncSession`; the caller owns the transaction. Nothing here sees a key, a passphrase or a
+note in the clear: the callers pass hashes and sealed blobs.
 
 Conditional updates (`... WHERE used_at IS NULL`, `... WHERE totp_last_step < :step`,
 `... WHERE holder_id IS NULL OR lease_until <= :now`) make "once only" and "one holder at a
@@ -24,6 +24,7 @@ from storage.dialect import aware, insert_or_ignore
 from storage.models import (
     Advocate,
     AdvocateSession,
+    CaseNote,
     ContactRequest,
     KeyGrant,
     LoginThrottle,
@@ -449,14 +450,19 @@ async def inbox(
 
 
 async def request_of(
-    session: AsyncSession, organisation: str, request_id: str
+    session: AsyncSession, organisation: str, request_id: str, *, for_update: bool = False
 ) -> ContactRequest | None:
-    """The request if it belongs to `organisation`: another organisation's is not there."""
-    return await session.scalar(
+    """The request if it belongs to `organisation`: another organisation's is not there.
+    `for_update`: hold its row until commit, so a withdrawal cannot slip in between reading
+    its status and writing beside it (a case note)."""
+    stmt = (
         select(ContactRequest)
         .where(ContactRequest.id == request_id, ContactRequest.organisation == organisation)
         .execution_options(populate_existing=True)
     )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return await session.scalar(stmt)
 
 
 async def work_of(session: AsyncSession, request_id: str) -> RequestWork | None:
@@ -584,3 +590,71 @@ async def mark_closed(session: AsyncSession, request_id: str, now: dt.datetime) 
         .values(status=RequestStatus.CLOSED, closed_at=now)
     )
     return _rows(result) == 1
+
+
+async def renew_lease(
+    session: AsyncSession, request_id: str, advocate_id: str, now: dt.datetime, lease: dt.timedelta
+) -> bool:
+    """Start the lease again, only as its live holder; False if she no longer holds it."""
+    result = await session.execute(
+        update(RequestWork)
+        .where(
+            RequestWork.request_id == request_id,
+            RequestWork.holder_id == advocate_id,
+            RequestWork.lease_until > now,
+        )
+        .values(lease_until=now + lease, updated_at=now)
+    )
+    return _rows(result) == 1
+
+
+# ---- case notes (sealed by the caller: nothing here sees a note's text) -----------------------
+
+
+async def add_note(
+    session: AsyncSession,
+    *,
+    request_id: str,
+    author_id: str,
+    created_at: dt.datetime,
+    key_id: str,
+    sealed: bytes,
+) -> CaseNote:
+    note = CaseNote(
+        request_id=request_id,
+        author_id=author_id,
+        created_at=created_at,
+        key_id=key_id,
+        sealed=sealed,
+    )
+    session.add(note)
+    await session.flush()
+    return note
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    note: CaseNote
+    author_name: str | None
+
+
+async def notes_of(session: AsyncSession, request_id: str) -> list[NoteRow]:
+    """A request's notes, still sealed, oldest first (the order they were written in), each
+    with its author's display name (kept after her removal, so the note still says who)."""
+    rows = await session.execute(
+        select(CaseNote, Advocate.display_name)
+        .outerjoin(Advocate, Advocate.id == CaseNote.author_id)
+        .where(CaseNote.request_id == request_id)
+        .order_by(CaseNote.id)
+    )
+    return [NoteRow(note, name) for note, name in rows.all()]
+
+
+async def delete_notes(session: AsyncSession, request_ids: Sequence[str]) -> int:
+    """Delete the notes of these requests (a deleted request's go by ON DELETE CASCADE)."""
+    if not request_ids:
+        return 0
+    result = await session.execute(
+        delete(CaseNote).where(CaseNote.request_id.in_(list(request_ids)))
+    )
+    return _rows(result)

@@ -23,6 +23,7 @@ from storage.models import (
     ProcessedUpdate,
     RemovedRequest,
 )
+from storage.portal import delete_notes
 
 # Telegram lets a bot delete messages in a private chat for 48 hours; older ids are useless.
 MESSAGE_DELETE_WINDOW = dt.timedelta(hours=48)
@@ -196,7 +197,7 @@ class ForgetResult:
 async def forget_requests(session: AsyncSession, owner_key: str, now: dt.datetime) -> ForgetResult:
     """Delete the person's requests nobody has opened (and closed ones, which nobody works on);
     mark opened ones withdrawn so the advocate sees the victim's wish instead of a request that
-    vanished."""
+    vanished, with their sealed answers and case notes deleted."""
     deleted = await session.execute(
         delete(ContactRequest)
         .where(
@@ -213,12 +214,15 @@ async def forget_requests(session: AsyncSession, owner_key: str, now: dt.datetim
             ContactRequest.owner_key == owner_key,
             ContactRequest.status == RequestStatus.PICKED_UP,
         )
-        .values(status=RequestStatus.WITHDRAWN, closed_at=now)
+        # Her answers go now, not at the purge: the row stays only to tell the advocate.
+        .values(status=RequestStatus.WITHDRAWN, closed_at=now, envelope=b"")
+        .returning(ContactRequest.id)
     )
-    return ForgetResult(
-        deleted=len(hashes),
-        withdrawn=int(getattr(withdrawn, "rowcount", 0)),
-    )
+    withdrawn_ids = [str(i) for i in withdrawn.scalars().all()]
+    # Nothing more to read: the advocates' case notes go now. After the update, which holds
+    # the rows, so a note being added meanwhile (it locks its request) is deleted too.
+    await delete_notes(session, withdrawn_ids)
+    return ForgetResult(deleted=len(hashes), withdrawn=len(withdrawn_ids))
 
 
 async def requests_for(session: AsyncSession, organisation: str) -> Sequence[ContactRequest]:

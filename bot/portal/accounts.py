@@ -30,6 +30,7 @@ from storage.errors import KeyUnlockError, SealingError
 from storage.keys import unwrap_private_key
 from storage.models import Advocate, KeyGrant, OrganisationKey
 from storage.org_keys import public_key
+from storage.queries import add_org_key
 from storage.sealing import RecipientPrivateKey, RecipientPublicKey, public_key_of
 
 log = logging.getLogger("safebot.portal")
@@ -518,6 +519,77 @@ async def grant_access(
             subject=target.id,
         )
     return True
+
+
+ROTATE_ACTION = "key_rotate"
+CLI_ACTOR = "cli"  # the audit log's actor (and a grant's granted_by) for `safebot` commands
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What `rotate_key` did: who got the new key, who was refused, who was left out."""
+
+    granted: Sequence[Advocate]
+    # Her public key does not carry the portal key's MAC (changed in the database, or this is
+    # not the server's portal key): no grant.
+    refused: Sequence[Advocate]
+    # Set up but never given access by an admin: rotating does not give it either.
+    without_access: Sequence[Advocate]
+
+
+async def rotate_key(
+    sessions: Sessions,
+    secrets: PortalSecrets,
+    key: RecipientPrivateKey,
+    organisation: str,
+    now: dt.datetime,
+    *,
+    actor: str = CLI_ACTOR,
+) -> Rotation:
+    """A key rotation, in one transaction: register `key`'s public key for `organisation`
+    (the deployment's pins decide when it becomes the one new requests go to) and seal `key`
+    to the personal key of every advocate who has access now (set up, not removed, holding a
+    grant), as an admin's grant does. No passphrase is needed: only their public keys. Their
+    grants for the older keys stay, so earlier requests still open."""
+    public = public_key_of(key)
+    created = now.astimezone(dt.UTC)
+    async with transaction(sessions) as session:
+        await add_org_key(
+            session,
+            OrganisationKey(
+                key_id=key.key_id,
+                organisation=organisation,
+                suite=key.suite,
+                public_key=public.to_text(),
+                created_at=created,
+                active=True,
+            ),
+        )
+        with_access = await q.granted_advocates(session, organisation)
+        granted: list[Advocate] = []
+        refused: list[Advocate] = []
+        left_out: list[Advocate] = []
+        for advocate in await q.list_advocates(session, organisation):
+            if advocate.set_up_at is None or not advocate.public_key:
+                continue  # invited only: an admin grants access after she sets up
+            if advocate.id not in with_access:
+                left_out.append(advocate)
+            elif not _key_is_hers(secrets, advocate):
+                refused.append(advocate)
+            else:
+                await _grant(session, secrets, key, advocate, granted_by=actor, now=created)
+                granted.append(advocate)
+        await record(
+            session,
+            secrets,
+            ROTATE_ACTION,
+            created,
+            organisation=organisation,
+            actor=actor,
+            subject=key.key_id,
+            detail=f"granted {len(granted)}, refused {len(refused)}",
+        )
+    return Rotation(granted, refused, left_out)
 
 
 async def logout(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from babel import Locale, UnknownLocaleError
 
-from bot.portal.i18n import _
+from bot.portal.i18n import N_, _
 from flows.definition import Flow, Step
 from flows.deployment import Deployment
 from flows.form import NO_PREFERENCE, picked
@@ -26,50 +26,53 @@ FIELD_CODEWORD = "codeword"
 # Sections of the call sheet, in order, and the fields each holds. A field the flow gains
 # later and nobody placed here still shows, under "Other answers".
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("How to make contact", ("method", "phone", "email", "times")),
-    ("If the person cannot be reached, or someone else answers", ("leave_message", "someone_else")),
-    ("Code word", (FIELD_CODEWORD,)),
-    ("Language", ("language", "interpreter")),
-    ("Risk", ("urgent", "threats", "documents", "children")),
-    ("Their message", ("message",)),
+    (N_("How to make contact"), ("method", "phone", "email", "times")),
+    (
+        N_("If the person cannot be reached, or someone else answers"),
+        ("leave_message", "someone_else"),
+    ),
+    (N_("Code word"), (FIELD_CODEWORD,)),
+    (N_("Language"), ("language", "interpreter")),
+    (N_("Risk"), ("urgent", "threats", "documents", "children")),
+    (N_("Their message"), ("message",)),
 )
 # The flow's summary labels speak to the victim ("How to contact me"); the advocate reads these.
 LABELS = {
-    "method": "How to make contact",
-    "phone": "Safe phone number",
-    "email": "Safe email address",
-    "times": "Safe times",
-    "leave_message": "May a message be left?",
-    "someone_else": "If someone else answers",
-    "codeword": "Code word",
-    "language": "Language to speak",
-    "interpreter": "Interpreter",
-    "urgent": "In danger now or soon",
-    "threats": "Threats about their visa",
-    "documents": "Passport or papers taken",
-    "children": "Children at home",
-    "message": "Their message",
+    "method": N_("How to make contact"),
+    "phone": N_("Safe phone number"),
+    "email": N_("Safe email address"),
+    "times": N_("Safe times"),
+    "leave_message": N_("May a message be left?"),
+    "someone_else": N_("If someone else answers"),
+    "codeword": N_("Code word"),
+    "language": N_("Language to speak"),
+    "interpreter": N_("Interpreter"),
+    "urgent": N_("In danger now or soon"),
+    "threats": N_("Threats about their visa"),
+    "documents": N_("Passport or papers taken"),
+    "children": N_("Children at home"),
+    "message": N_("Their message"),
 }
 HIDDEN = frozenset({"consent", "organisation"})
 
 OUTCOMES = {
-    "contacted": "Contacted",
-    "not_reached": "Could not reach",
-    "closed": "Closed",
+    "contacted": N_("Contacted"),
+    "not_reached": N_("Could not reach"),
+    "closed": N_("Closed"),
 }
 CLOSE_REASONS = {
-    "supported": "Contacted and supported",
-    "referred": "Referred to another service",
-    "declined": "The person did not want support now",
-    "unreachable": "Could not reach the person after several attempts",
-    "duplicate": "Duplicate request",
-    "other": "Other reason",
+    "supported": N_("Contacted and supported"),
+    "referred": N_("Referred to another service"),
+    "declined": N_("The person did not want support now"),
+    "unreachable": N_("Could not reach the person after several attempts"),
+    "duplicate": N_("Duplicate request"),
+    "other": N_("Other reason"),
 }
 STATUSES = {
-    "new": "New",
-    "picked_up": "Picked up",
-    "closed": "Closed",
-    "withdrawn": "Withdrawn by the person",
+    "new": N_("New"),
+    "picked_up": N_("Picked up"),
+    "closed": N_("Closed"),
+    "withdrawn": N_("Withdrawn by the person"),
 }
 
 

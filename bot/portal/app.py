@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot.portal import views_admin, views_auth, views_work
+from bot.portal import i18n, views_admin, views_auth, views_work
 from bot.portal.config import PORTAL_PATH
 from bot.portal.guard import guard
 from bot.portal.i18n import _, ngettext
@@ -27,6 +27,7 @@ MAX_UPLOAD = 256 * 1024  # an identity file is a few KB
 
 
 def build_portal(portal: Portal, *, sweep_seconds: float = SWEEP_SECONDS) -> web.Application:
+    i18n.use(i18n.load(portal.settings.language))
     app = web.Application(middlewares=[guard], client_max_size=MAX_UPLOAD)
     app[PORTAL] = portal
     env = aiohttp_jinja2.setup(

@@ -5,8 +5,10 @@ SAFEBOT_PUBLIC_URL            origin of set-up links (default: SAFEBOT_WEBHOOK_U
 SAFEBOT_PORTAL_IDLE_MINUTES   a session ends after this long without a request (15)
 SAFEBOT_PORTAL_SESSION_HOURS  and after this long in any case (8)
 SAFEBOT_PORTAL_LEASE_MINUTES  a claim with no recorded action is released after this (30)
+SAFEBOT_PORTAL_LANGUAGE       the interface's catalogue in locales/portal (en)
 SAFEBOT_PORTAL_KEY            base64 server secret (generated into the data dir): seals TOTP
-                              secrets, keys the audit chain, CSRF tokens and hashed codes
+                              secrets, keys the audit chain, CSRF tokens, hashed codes and
+                              the authentication of case notes
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from bot.config import ConfigError, Settings, _int
+from bot.portal import i18n
 from storage.keys import KdfParams
 from storage.portal import ThrottleRule
 from storage.server_secrets import load_or_create
@@ -47,6 +50,7 @@ class PortalSettings:
     # Tests pass cheap costs; a real server keeps the defaults.
     kdf: KdfParams = field(default_factory=KdfParams)
     password_cost: PasswordCost = field(default_factory=PasswordCost)
+    language: str = "en"  # a catalogue in locales/portal (bot/portal/i18n.py)
 
     @property
     def secure_cookies(self) -> bool:
@@ -73,7 +77,18 @@ def load_portal_settings(
         idle=dt.timedelta(minutes=_int(env, "SAFEBOT_PORTAL_IDLE_MINUTES", 15)),
         absolute=dt.timedelta(hours=_int(env, "SAFEBOT_PORTAL_SESSION_HOURS", 8)),
         lease=dt.timedelta(minutes=_int(env, "SAFEBOT_PORTAL_LEASE_MINUTES", 30)),
+        language=_portal_language(env.get("SAFEBOT_PORTAL_LANGUAGE") or "en"),
     )
+
+
+def _portal_language(language: str) -> str:
+    have = i18n.languages()
+    if language not in have:
+        raise ConfigError(
+            f"SAFEBOT_PORTAL_LANGUAGE {language!r} has no portal catalogue "
+            f"(locales/portal has: {', '.join(have) or 'none'})"
+        )
+    return language
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,24 @@ class PortalSecrets:
     def throttle(self) -> bytes:
         return self._sub("throttle")
 
+    @property
+    def notes(self) -> bytes:
+        """Authenticates case notes (an HMAC inside the sealed note): one written straight
+        into the database, by whoever holds only the organisation's public key, is refused."""
+        return self._sub("case-notes")
+
 
 def load_portal_secrets(settings: Settings, env: Mapping[str, str] | None = None) -> PortalSecrets:
     env = os.environ if env is None else env
-    return PortalSecrets(load_or_create(settings.data_dir, "portal", env.get("SAFEBOT_PORTAL_KEY")))
+    given = env.get("SAFEBOT_PORTAL_KEY")
+    return PortalSecrets(load_or_create(settings.secret_files, "portal", given))
+
+
+def have_portal_secrets(settings: Settings, env: Mapping[str, str] | None = None) -> bool:
+    """Whether the portal's secret is at hand (SAFEBOT_PORTAL_KEY, or the file in the
+    secrets dir), so that a command run away from the server does not make a new one and take every
+    advocate's key for one changed in the database."""
+    env = os.environ if env is None else env
+    if env.get("SAFEBOT_PORTAL_KEY"):
+        return True
+    return (settings.secret_files / "portal.key").exists()  # as load_portal_secrets names it

@@ -5,11 +5,12 @@ Keys, in one picture:
     passphrase --Argon2id--> wraps --> her personal private key   (advocates.wrapped_key)
     her personal public key  <--HPKE sealed-- organisation private key   (key_grants.envelope)
     organisation private key --opens--> contact requests                 (storage/sealing.py)
+    organisation public key  <--HPKE sealed-- case notes                 (case_notes.sealed)
 
 So the server holds nothing it can open alone: the organisation key is stored only sealed to
 advocates' personal keys, and those only under their passphrases. Granting access needs no
 passphrase of the new advocate (only her public key), so an admin can grant after she has set
-up, and a future key rotation can re-grant to everyone without their passphrases.
+up, and `safebot keys rotate` re-grants a new key to every advocate with access, without their passphrases.
 
 The argon2 operations block for a fraction of a second: call them through `asyncio.to_thread`.
 """
@@ -22,6 +23,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 
 import pyotp
 import segno
@@ -215,3 +217,94 @@ def open_grant(
     if public_key_of(key).to_text() != registered_public_key:
         raise SealingError("granted key does not match the registered organisation key")
     return key
+
+
+# ---- case notes ----------------------------------------------------------------------------------
+
+NOTE_FORMAT = "safebot-note-v1"
+
+
+def _note_context(request_id: str, organisation: str, created_at: dt.datetime) -> SealContext:
+    # Bound through HPKE's info: a note copied to another request's row does not open.
+    return SealContext(request_id=f"note-{request_id}", org=organisation, created_at=created_at)
+
+
+def _note_mac(
+    key: bytes,
+    text: str,
+    *,
+    request_id: str,
+    organisation: str,
+    author_id: str,
+    created_at: dt.datetime,
+) -> str:
+    when = created_at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    content = json.dumps(
+        [NOTE_FORMAT, request_id, organisation, author_id, when, text],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hmac.new(key, b"note:" + content.encode(), hashlib.sha256).hexdigest()
+
+
+def seal_note(
+    text: str,
+    recipient: RecipientPublicKey,
+    *,
+    mac_key: bytes,
+    request_id: str,
+    organisation: str,
+    author_id: str,
+    created_at: dt.datetime,
+) -> bytes:
+    """The note sealed (HPKE, base mode) to the organisation's key, bound to its request. An
+    HMAC under the portal key rides inside, over the text, the request, the author and the
+    time: anyone can seal to a public key, only this portal writes a note that verifies."""
+    mac = _note_mac(
+        mac_key,
+        text,
+        request_id=request_id,
+        organisation=organisation,
+        author_id=author_id,
+        created_at=created_at,
+    )
+    body = json.dumps(
+        {"format": NOTE_FORMAT, "text": text, "mac": mac}, ensure_ascii=False
+    ).encode()
+    return seal(body, recipient, _note_context(request_id, organisation, created_at))
+
+
+def open_note(
+    sealed: bytes,
+    keys: Mapping[str, RecipientPrivateKey],
+    *,
+    mac_key: bytes,
+    request_id: str,
+    organisation: str,
+    author_id: str,
+    created_at: dt.datetime,
+) -> str:
+    """The note's text; SealingError if it does not open with `keys` in this place (another
+    request's, altered) or was not written by this portal (its HMAC, or its author or time
+    changed in the database)."""
+    plaintext = open_sealed(sealed, keys, _note_context(request_id, organisation, created_at))
+    try:
+        doc = json.loads(plaintext)
+    except ValueError:
+        raise SealingError("sealed contents are not a case note") from None
+    if not isinstance(doc, dict) or doc.get("format") != NOTE_FORMAT:
+        raise SealingError("sealed contents are not a case note")
+    text, mac = doc.get("text"), doc.get("mac")
+    if not isinstance(text, str) or not isinstance(mac, str):
+        raise SealingError("sealed contents are not a case note")
+    expected = _note_mac(
+        mac_key,
+        text,
+        request_id=request_id,
+        organisation=organisation,
+        author_id=author_id,
+        created_at=created_at,
+    )
+    if not hmac.compare_digest(mac, expected):
+        raise SealingError("case note was not written by this portal, or was moved")
+    return text

@@ -32,6 +32,9 @@ class Portal:
     # Whose signature makes a request genuine: never from the database (bot/keyring.py).
     verify_keys: Sequence[VerifyKey] = ()
     keys: KeyStore = field(default_factory=KeyStore)
+    # A set-up link made by an admin, shown once on the page the POST redirects to (so that
+    # reloading that page does not invite the same person twice), by session.
+    new_links: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Tests move time on; everything in the portal asks this for "now".
     clock: Callable[[], dt.datetime] = utc_now
 

@@ -41,7 +41,9 @@ async def _team_page(
 
 @routes.get("/team")
 async def team(request: web.Request) -> web.Response:
-    return await _team_page(request)
+    viewer = need_admin(request)
+    link, name = request.app[PORTAL].new_links.pop(viewer.session_hash, ("", ""))
+    return await _team_page(request, link=link, link_name=name)
 
 
 @routes.post("/team/add")
@@ -62,7 +64,9 @@ async def add(request: web.Request) -> web.Response:
         now=portal.clock(),
         actor=viewer.advocate.id,
     )
-    return await _team_page(request, link=link, link_name=name)
+    # Post/redirect/get: the link is shown once, and a reload does not invite again.
+    portal.new_links[viewer.session_hash] = (link, name)
+    raise web.HTTPSeeOther(f"{PORTAL_PATH}/team")
 
 
 @routes.post("/team/{aid}/grant")

@@ -1,4 +1,4 @@
-"""The inbox and one request: claim, open, outcome, close, release, reassign."""
+"""The inbox and one request: claim, open, outcome, close, release, reassign, case notes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bot.portal.answers import CLOSE_REASONS, OUTCOMES, STATUSES
 from bot.portal.config import PORTAL_PATH
 from bot.portal.guard import need_viewer, page
 from bot.portal.i18n import ngettext
-from bot.portal.state import PORTAL
+from bot.portal.state import PORTAL, Viewer
 from bot.portal.views_auth import form_text
 from storage import portal as q
 from storage.db import transaction
@@ -60,7 +60,17 @@ async def inbox(request: web.Request) -> web.Response:
 
 @routes.get("/requests/{rid}")
 async def show_request(request: web.Request) -> web.Response:
-    viewer = need_viewer(request)
+    return await _request_page(request, need_viewer(request))
+
+
+async def _request_page(
+    request: web.Request,
+    viewer: Viewer,
+    *,
+    status: int = 200,
+    note_error: str = "",
+    note_draft: str = "",
+) -> web.Response:
     portal = request.app[PORTAL]
     try:
         shown = await work.view(portal, viewer, request.match_info["rid"])
@@ -77,6 +87,7 @@ async def show_request(request: web.Request) -> web.Response:
     return page(
         request,
         "request.html",
+        status=status,
         shown=shown,
         ref=work.short_ref(shown.request.id),
         age=age(shown.request.created_at, portal.clock()),
@@ -85,6 +96,9 @@ async def show_request(request: web.Request) -> web.Response:
         reasons=CLOSE_REASONS,
         colleagues=colleagues,
         flash=request.query.get("said", ""),
+        note_limit=work.MAX_NOTE_CHARS,
+        note_error=note_error,
+        note_draft=note_draft,
     )
 
 
@@ -126,6 +140,27 @@ async def outcome(request: web.Request) -> web.Response:
     except work.NotFound:
         raise web.HTTPNotFound() from None
     raise _back(rid, "recorded" if ok else "not_recorded")
+
+
+# What the page says after a note was (not) stored; "empty" and "too_long" show the form again.
+_NOTE_SAID = {"added": "note_added", "refused": "note_refused", "no_key": "note_no_key"}
+
+
+@routes.post("/requests/{rid}/notes")
+async def add_note(request: web.Request) -> web.Response:
+    viewer = need_viewer(request)
+    rid = request.match_info["rid"]
+    form = await request.post()
+    value = form.get("note")
+    text = value if isinstance(value, str) else ""
+    try:
+        said = await work.add_note(request.app[PORTAL], viewer, rid, text)
+    except work.NotFound:
+        raise web.HTTPNotFound() from None
+    if said in _NOTE_SAID:
+        raise _back(rid, _NOTE_SAID[said])
+    # Shown again with what she wrote, so nothing typed is lost (it is not stored).
+    return await _request_page(request, viewer, status=400, note_error=said, note_draft=text)
 
 
 @routes.post("/requests/{rid}/reassign")

@@ -8,6 +8,10 @@ Rules:
    (claim, view, outcome). An admin may hand a request to a colleague.
 3. Only the live holder reads the request, decrypted in memory with her session's keys. The
    first read turns `new` into `picked_up`. A request the person withdrew shows only that.
+4. Case notes: the live holder of an open request writes them (as she records outcomes); each
+   is sealed to the organisation's current pinned key, the one new requests go to, and opened
+   with her session's keys. Adding one and reading them are audited, never with their text.
+   A withdrawn request has none (withdrawal deletes them).
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.portal import crypto
 from bot.portal.accounts import record
 from bot.portal.answers import CLOSE_REASONS, OUTCOMES, Section, call_sheet
 from bot.portal.state import Portal, Viewer
 from flows.kinds import RequestStatus
+from storage import org_keys
 from storage import portal as q
 from storage.db import transaction
 from storage.dialect import aware
@@ -32,6 +38,20 @@ from storage.sealing import Verdict
 
 class NotFound(Exception):
     """No such request for this organisation (or no such colleague)."""
+
+
+MAX_NOTE_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class ShownNote:
+    author: str | None  # her display name; None if the row names nobody we know
+    created_at: dt.datetime
+    # The text, opened in memory; None when it does not open, and then `reason` says why:
+    # "key" (sealed to a key this session does not hold) or "unreadable" (altered, moved
+    # from another request, or not written by this portal).
+    text: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,8 @@ class RequestPage:
     reason: str | None = None
     # Whether the bot wrote it, and which cleartext fields were changed since (storage.sealing).
     verdict: Verdict | None = None
+    # The case notes, oldest first: set only for the live holder of an open request.
+    notes: tuple[ShownNote, ...] | None = None
 
 
 def short_ref(request_id: str) -> str:
@@ -105,7 +127,41 @@ async def view(portal: Portal, viewer: Viewer, request_id: str) -> RequestPage:
                         session, portal, advocate, "status", now, row.id, RequestStatus.PICKED_UP
                     )
         await _audit(session, portal, advocate, "view", now, row.id, detail)
+        if row.status in _WORKABLE:
+            notes = await _open_notes(session, portal, viewer, row)
+            page = replace(page, notes=notes)
+            if notes:
+                await _audit(session, portal, advocate, "note", now, row.id, f"viewed:{len(notes)}")
     return page
+
+
+async def _open_notes(
+    session: AsyncSession, portal: Portal, viewer: Viewer, row: ContactRequest
+) -> tuple[ShownNote, ...]:
+    shown = []
+    for found in await q.notes_of(session, row.id):
+        note = found.note
+        created = aware(note.created_at)
+        base = ShownNote(author=found.author_name, created_at=created)
+        key = viewer.keys.get(note.key_id)
+        if key is None:
+            shown.append(replace(base, reason="key"))
+            continue
+        try:
+            text = crypto.open_note(
+                note.sealed,
+                {note.key_id: key},
+                mac_key=portal.secrets.notes,
+                request_id=row.id,
+                organisation=row.organisation,
+                author_id=note.author_id,
+                created_at=created,
+            )
+        except SealingError:
+            shown.append(replace(base, reason="unreadable"))
+            continue
+        shown.append(replace(base, text=text))
+    return tuple(shown)
 
 
 def _with(page: RequestPage, *, reason: str) -> RequestPage:
@@ -219,6 +275,80 @@ async def record_outcome(
         if outcome == "closed" and await q.mark_closed(session, request_id, now):
             await _audit(session, portal, advocate, "status", now, request_id, RequestStatus.CLOSED)
     return True
+
+
+def note_problem(text: str) -> str | None:
+    """Why `text` (already normalised) cannot be a note: "empty" or "too_long"; else None."""
+    if not text:
+        return "empty"
+    if len(text) > MAX_NOTE_CHARS:
+        return "too_long"
+    return None
+
+
+def normalise_note(text: str) -> str:
+    """Line ends as the browser sends them (CRLF) made plain, outer blank space dropped."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+async def add_note(portal: Portal, viewer: Viewer, request_id: str, text: str) -> str:
+    """Seal and store a case note as the live holder of an open request (the lease starts
+    again, as with an outcome). What happened: "added"; "empty" or "too_long" (nothing
+    stored); "refused" (not hers, or no longer open); "no_key" (no current pinned key to seal
+    to). NotFound for another organisation's request, whatever the text."""
+    now = portal.clock().astimezone(dt.UTC)  # bound in the seal: stored as it reads back
+    advocate = viewer.advocate
+    text = normalise_note(text)
+    async with transaction(portal.sessions) as session:
+        row = await q.request_of(session, advocate.organisation, request_id)
+        if row is None:
+            raise NotFound
+        if row.status not in _WORKABLE or _live(await q.work_of(session, row.id), now) != (
+            advocate.id
+        ):
+            return "refused"
+        problem = note_problem(text)
+        if problem is not None:
+            return problem
+        recipient = await org_keys.recipient(session, row.organisation, _pins(portal, row))
+        if recipient is None:
+            return "no_key"
+        # Locks in the order claim-and-open and outcomes take them (the lease, then the
+        # request), so two of her tabs never wait on each other in a cycle. The request row is
+        # held until commit: a withdrawal waits for this note, then deletes it; a withdrawal
+        # that came first is seen here.
+        if not await q.renew_lease(session, request_id, advocate.id, now, portal.settings.lease):
+            return "refused"
+        row = await q.request_of(session, advocate.organisation, request_id, for_update=True)
+        if row is None or row.status not in _WORKABLE:
+            return "refused"
+        sealed = crypto.seal_note(
+            text,
+            recipient,
+            mac_key=portal.secrets.notes,
+            request_id=row.id,
+            organisation=row.organisation,
+            author_id=advocate.id,
+            created_at=now,
+        )
+        await q.add_note(
+            session,
+            request_id=row.id,
+            author_id=advocate.id,
+            created_at=now,
+            key_id=recipient.key_id,
+            sealed=sealed,
+        )
+        await _audit(session, portal, advocate, "note", now, row.id, "added")
+    return "added"
+
+
+def _pins(portal: Portal, row: ContactRequest) -> frozenset[str] | None:
+    """The deployment's pins for the request's organisation (none if it names no such one)."""
+    try:
+        return portal.deployment.key_pins(row.organisation)
+    except KeyError:
+        return frozenset()
 
 
 async def sweep(portal: Portal) -> None:

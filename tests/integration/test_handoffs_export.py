@@ -17,7 +17,8 @@ from bot.handoffs import EXPORT_ACTION, export_requests
 from bot.keyring import register_public_key
 from flows.definition import load_flow
 from flows.form import choices_answer
-from storage import audit
+from flows.kinds import RequestStatus
+from storage import audit, queries
 from storage.db import transaction
 from storage.errors import KeyUnlockError
 from storage.keys import KdfParams, wrap_private_key, write_identity_file
@@ -138,6 +139,26 @@ async def test_a_request_that_cannot_be_opened_still_has_a_verdict(
     assert counts == (0, 1)
     assert "Authenticity: GENUINE" in page
     assert f"Could not be opened: unknown key id {public.key_id}" in page
+
+
+async def test_a_request_withdrawn_after_pick_up_exports_with_nothing_to_read(
+    db: Database, tmp_path: Path
+) -> None:
+    private, public = generate_keypair()
+    await register_public_key(db.sessions, ORG, public)
+    request_id = await store(db)
+    async with transaction(db.sessions) as s:
+        await queries.set_request_status(s, request_id, RequestStatus.PICKED_UP, now())
+        result = await queries.forget_requests(s, "f" * 64, now())
+    assert result.withdrawn == 1
+    files = [identity(tmp_path / "hub.identity", private)]
+    (record,) = [json.loads(line) for line in (await export(db, files, "jsonl"))[0].splitlines()]
+    assert record["status"] == "withdrawn" and record["authenticity"] is None
+    assert record["error"] == "withdrawn by the person: nothing to read"
+    assert "answers" not in record
+    page, _ = await export(db, files, "text")
+    assert "  Withdrawn:    withdrawn by the person: nothing to read\n" in page
+    assert "Heron-7" not in page and "Authenticity" not in page
 
 
 async def test_a_wrong_passphrase_names_its_identity_file(db: Database, tmp_path: Path) -> None:

@@ -55,7 +55,8 @@ def test_generate_list_pin_and_revoke(home: Path) -> None:
     (home / "deployment.toml").write_text(
         DEPLOYMENT.replace("keeps = ", f"{both}\nkeeps = "), encoding="utf-8"
     )
-    assert hub_rows(home) == {key_id: ["yes", "yes"], second: ["yes", "yes", "yes"]}
+    old = ["old", "(opens", "earlier", "requests)"]
+    assert hub_rows(home) == {key_id: ["yes", "yes", *old], second: ["yes", "yes", "yes"]}
 
     revoked = safebot(home, "keys", "revoke", "--key-id", second)
     assert revoked.code == 0, revoked.err

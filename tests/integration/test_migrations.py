@@ -24,6 +24,7 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.portal import crypto
 from storage import queries
 from storage.db import create_engine, session_factory
 from storage.drafts import open_draft, open_json, seal_draft, seal_json
@@ -33,6 +34,7 @@ from storage.models import (
     AdvocateSession,
     AuditEntry,
     Base,
+    CaseNote,
     ChatMessage,
     ContactRequest,
     Conversation,
@@ -392,11 +394,53 @@ async def _check_0004(session: AsyncSession, state: dict[str, Any]) -> None:
     assert entry is not None and aware(entry.at) == at and entry.entry_hash == "e" * 64
 
 
+def _load_0005(conn: Connection, state: dict[str, Any]) -> None:
+    at = dt.datetime(2027, 3, 3, 11, 0, 0, 500000, tzinfo=dt.UTC)
+    private, public = generate_keypair()
+    request_id, mac_key = "0001" + "a" * 28, b"n" * 32
+    sealed = crypto.seal_note(
+        "note zażółć",
+        public,
+        mac_key=mac_key,
+        request_id=request_id,
+        organisation="org-a",
+        author_id="a" * 16,
+        created_at=at,
+    )
+    state.update(at=at, private=private, request_id=request_id, mac_key=mac_key)
+    conn.execute(
+        _reflect(conn, "case_notes").insert(),
+        dict(
+            request_id=request_id,
+            author_id="a" * 16,
+            created_at=at,
+            key_id=public.key_id,
+            sealed=sealed,
+        ),
+    )
+
+
+async def _check_0005(session: AsyncSession, state: dict[str, Any]) -> None:
+    note = (await session.scalars(select(CaseNote))).one()
+    assert note.request_id == state["request_id"] and aware(note.created_at) == state["at"]
+    text = crypto.open_note(
+        note.sealed,
+        {note.key_id: state["private"]},
+        mac_key=state["mac_key"],
+        request_id=note.request_id,
+        organisation="org-a",
+        author_id=note.author_id,
+        created_at=aware(note.created_at),
+    )
+    assert text == "note zażółć"
+
+
 MIGRATION_DATA: dict[str, MigrationData] = {
     "0001": MigrationData(load=_load_0001, check=_check_0001),
     "0002": MigrationData(load=_load_0002, check=_check_0002),
     "0003": MigrationData(load=_load_0003, check=_check_0003),
     "0004": MigrationData(load=_load_0004, check=_check_0004),
+    "0005": MigrationData(load=_load_0005, check=_check_0005),
 }
 
 

@@ -295,7 +295,9 @@ async def test_forget_deletes_new_and_closed_and_withdraws_picked_up(db: Databas
     assert left["picked"].status == "withdrawn"
     assert left["picked"].closed_at is not None
     assert aware(left["picked"].closed_at) == forgot_at
+    assert left["picked"].envelope == b""  # her answers go at once, not at the purge
     assert left["theirs_picked"].status == "picked_up"
+    assert left["theirs_picked"].envelope != b""
 
     async with transaction(db.sessions) as s:  # a second /forget finds nothing more to do
         again = await queries.forget_requests(s, OWNER, forgot_at)
