@@ -10,7 +10,8 @@ Keys, in one picture:
 So the server holds nothing it can open alone: the organisation key is stored only sealed to
 advocates' personal keys, and those only under their passphrases. Granting access needs no
 passphrase of the new advocate (only her public key), so an admin can grant after she has set
-up, and `safebot keys rotate` re-grants a new key to every advocate with access, without their passphrases.
+up, and `safebot keys rotate` re-grants a new key to every advocate with access, without
+their passphrases.
 
 The argon2 operations block for a fraction of a second: call them through `asyncio.to_thread`.
 """
