@@ -1,6 +1,7 @@
 """The callback data carried by inline buttons: what a press asks for, as at most 64 bytes.
 
     x            quick exit            l        language list        m       menu
+    l:<n>        page n of the language list (1-99; "l" is the first page)
     r            continue my request (back to the form step she was on)
     L:<code>     set language          g:<id>   go to a screen that some button leads to
     a:<seq>:<v>  answer/act on the current screen (question option, skip, confirm, e.<n>...)
@@ -35,6 +36,8 @@ LANGUAGES_DATA = "l"
 MENU_DATA = "m"
 RESUME_DATA = "r"
 _SET_LANGUAGE = "L:"
+_LANGUAGE_PAGE = LANGUAGES_DATA + ":"
+_PAGE = re.compile(r"[1-9][0-9]?")  # canonical only: "l:01" is not "l:1"
 _GO_TO = "g:"
 _ACT = "a:"
 _EDIT = "e."
@@ -61,7 +64,7 @@ class QuickExit:
 
 @dataclass(frozen=True)
 class OpenLanguages:
-    pass
+    page: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,8 @@ def encode(callback: Callback) -> str:
     match callback:
         case QuickExit():
             return QUICK_EXIT_DATA
-        case OpenLanguages():
-            return LANGUAGES_DATA
+        case OpenLanguages(page):
+            return f"{LANGUAGES_DATA}:{page}" if page else LANGUAGES_DATA
         case OpenMenu():
             return MENU_DATA
         case Resume():
@@ -127,6 +130,8 @@ def decode(data: str) -> Callback | None:
     """The press `data` asks for, or None when it is not exactly one of the formats."""
     if data in _FIXED:
         return _FIXED[data]
+    if data.startswith(_LANGUAGE_PAGE) and _PAGE.fullmatch(data[len(_LANGUAGE_PAGE) :]):
+        return OpenLanguages(int(data[len(_LANGUAGE_PAGE) :]))
     if data.startswith(_SET_LANGUAGE):
         return SetLanguage(data[len(_SET_LANGUAGE) :])
     if data.startswith(_GO_TO):

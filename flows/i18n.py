@@ -131,9 +131,23 @@ def _locale(code: str) -> Locale | None:
         return None
 
 
+# Where CLDR's own name is not what a speaker would look for on a button: Dari is "Persian
+# (Afghanistan)" in CLDR, Kurmanji carries its script and country, Sorani is "Central Kurdish".
+OWN_NAMES = {
+    "fa_AF": "دری",
+    "prs": "دری",
+    "kmr": "Kurmancî",
+    "ckb": "کوردی (سۆرانی)",
+    "zh_Hant": "繁體中文",
+}
+
+
 @lru_cache(maxsize=256)
 def native_name(code: str) -> str:
-    """The language's name in itself, as CLDR writes it ("polski", "العربية")."""
+    """The language's name in itself, as CLDR writes it ("polski", "العربية"), or ours where
+    CLDR's does not serve (OWN_NAMES)."""
+    if code in OWN_NAMES:
+        return OWN_NAMES[code]
     loc = _locale(code)
     name = (loc.get_display_name(loc) if loc else None) or code
     # CLDR writes some names in lower case ("polski"); a button label starts with a capital.

@@ -14,7 +14,7 @@ number, so a press on an older screen is stale.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -44,8 +44,10 @@ Row = tuple[Button, ...]
 PICKED, NOT_PICKED = "✅ ", "▫️ "
 
 
-def screen(ctx: Context, state: ConversationState, *, offer_help: bool = False) -> Reply:
-    page = _Page(ctx, state)
+def screen(
+    ctx: Context, state: ConversationState, *, offer_help: bool = False, language_page: int = 0
+) -> Reply:
+    page = _Page(ctx, state, language_page)
     current = ctx.flow.step(state.step)
     parts, rows = page.common_parts(current), list[Row]()
     if offer_help and ctx.flow.help_step not in {current.id, *(b.goto for b in current.buttons)}:
@@ -99,6 +101,7 @@ def notice(ctx: Context, state: ConversationState, key: str, *more: str, **value
 class _Page:
     ctx: Context
     state: ConversationState
+    language_page: int = 0
 
     @cached_property
     def text(self) -> Text:
@@ -241,11 +244,39 @@ def _forget(page: _Page, _: Step) -> Extra:
     return [], [(page.action(text.s("yes"), Action.YES), page.action(text.s("no"), Action.NO))]
 
 
+# The language list: every language on one screen while they fit a phone without scrolling;
+# beyond that, pages of LANGUAGES_PER_PAGE (two a row), with ◀ ▶ between them (symbols, so
+# that someone who cannot read the current language can still page).
+LANGUAGES_ON_ONE_SCREEN = 10
+LANGUAGES_PER_PAGE = 8
+
+
+def language_pages(languages: Sequence[str]) -> list[list[str]]:
+    if len(languages) <= LANGUAGES_ON_ONE_SCREEN:
+        return [list(languages)]
+    step = LANGUAGES_PER_PAGE
+    return [list(languages[i : i + step]) for i in range(0, len(languages), step)]
+
+
 def _language(page: _Page, _: Step) -> Extra:
-    languages = page.ctx.deployment.languages
-    return [], [
-        (Button(native_name(code), callbacks.encode(SetLanguage(code))),) for code in languages
-    ]
+    pages = language_pages(page.ctx.deployment.languages)
+    number = min(max(page.language_page, 0), len(pages) - 1)
+    shown = pages[number]
+
+    def button(code: str) -> Button:
+        return Button(native_name(code), callbacks.encode(SetLanguage(code)))
+
+    if len(pages) == 1:
+        return [], [(button(code),) for code in shown]
+    rows: list[Row] = [tuple(button(c) for c in shown[i : i + 2]) for i in range(0, len(shown), 2)]
+    last = len(pages) - 1
+    nav = (
+        Button("◀", callbacks.encode(OpenLanguages((number - 1) % len(pages)))),
+        Button(f"{number + 1}/{last + 1}", callbacks.encode(OpenLanguages(number))),
+        Button("▶", callbacks.encode(OpenLanguages((number + 1) % len(pages)))),
+    )
+    rows.append(nav)
+    return [], rows
 
 
 _KIND_EXTRAS: Mapping[StepKind, Callable[[_Page, Step], Extra]] = {

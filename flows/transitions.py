@@ -112,8 +112,8 @@ def _pressed(turn: Turn, event: ButtonPressed) -> None:
     match decode(event.data):
         case QuickExit():
             turn.quick_exit()
-        case OpenLanguages():
-            turn.go(turn.step_of(StepKind.LANGUAGE))
+        case OpenLanguages(page):
+            turn.go(turn.step_of(StepKind.LANGUAGE), language_page=page)
         case OpenMenu():
             turn.go(turn.flow.menu)
         case Resume():

@@ -55,12 +55,17 @@ class Turn:
         the screen that follows it."""
         self.replies.append(render.notice(self.ctx, self.state, key, *more, **values))
 
-    def show(self, *, offer_help: bool = False) -> None:
+    def show(self, *, offer_help: bool = False, language_page: int = 0) -> None:
         """The current screen (again); `offer_help` puts "I need help now" on top."""
-        self.replies.append(render.screen(self.ctx, self.state, offer_help=offer_help))
+        self.replies.append(
+            render.screen(
+                self.ctx, self.state, offer_help=offer_help, language_page=language_page
+            )
+        )
 
-    def go(self, step_id: str, **changes: Any) -> None:
-        """Move to `step_id` as a new screen and show it."""
+    def go(self, step_id: str, *, language_page: int = 0, **changes: Any) -> None:
+        """Move to `step_id` as a new screen and show it (the language list at a page: the
+        page is not kept, a screen shown again starts at the first)."""
         if self.current.kind == StepKind.DONE and step_id != self.state.step:
             # The reference code is kept (encrypted) only until the person leaves that screen.
             changes.setdefault("answers", {})
@@ -68,7 +73,7 @@ class Turn:
             # Where "Continue my request" takes her back to, should she leave the form.
             changes.setdefault("resume", step_id)
         self.state = self.state.with_(step=step_id, seq=self.state.seq + 1, **changes)
-        self.show()
+        self.show(language_page=language_page)
 
     def show_change_list(self) -> None:
         """The summary's list of answers to change: a new screen, though the step stays."""

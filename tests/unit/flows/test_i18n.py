@@ -99,7 +99,18 @@ def test_normalise_tag(tag: str | None, expected: str | None) -> None:
     assert normalise_tag(tag) == expected
 
 
-@pytest.mark.parametrize(("code", "name"), [("en", "English"), ("pl", "Polski"), ("ar", "العربية")])
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [
+        ("en", "English"),
+        ("pl", "Polski"),  # CLDR writes "polski": a button starts with a capital
+        ("ar", "العربية"),
+        ("ti", "ትግርኛ"),
+        ("fa_AF", "دری"),  # not CLDR's "Persian (Afghanistan)"
+        ("kmr", "Kurmancî"),  # not "Kurdî (kurmancî) (latînî, Türkiye)"
+        ("zh_Hant", "繁體中文"),
+    ],
+)
 def test_native_name(code: str, name: str) -> None:
     assert native_name(code) == name
 
