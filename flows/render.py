@@ -269,13 +269,12 @@ def _language(page: _Page, _: Step) -> Extra:
     if len(pages) == 1:
         return [], [(button(code),) for code in shown]
     rows: list[Row] = [tuple(button(c) for c in shown[i : i + 2]) for i in range(0, len(shown), 2)]
-    last = len(pages) - 1
-    nav = (
-        Button("◀", callbacks.encode(OpenLanguages((number - 1) % len(pages)))),
-        Button(f"{number + 1}/{last + 1}", callbacks.encode(OpenLanguages(number))),
-        Button("▶", callbacks.encode(OpenLanguages((number + 1) % len(pages)))),
+    rows.append(
+        (
+            Button("◀", callbacks.encode(OpenLanguages((number - 1) % len(pages)))),
+            Button("▶", callbacks.encode(OpenLanguages((number + 1) % len(pages)))),
+        )
     )
-    rows.append(nav)
     return [], rows
 
 

@@ -132,6 +132,16 @@ class Conversation:
         self.send(f"press {label!r}", ButtonPressed(button.data))
         return button
 
+    def choose_language(self, code: str) -> None:
+        """On the language list: page on with ▶ until the language shows, then press it."""
+        name = native_name(code)
+        for _page in self.ctx.deployment.languages:
+            shown = {b.label for r in self.screen for row in r.buttons for b in row}
+            if name in shown:
+                break
+            self.press("▶")
+        self.press(name)
+
     def press_old(self, button: Button) -> None:
         self.send(f"press {button.label!r} on an earlier message", ButtonPressed(button.data))
 
@@ -248,9 +258,9 @@ def script(ctx: Context, lang: str) -> Conversation:
     # switch to another language and back
     if others:
         c.press(c.label("language"))
-        c.press(native_name(others[0]))
+        c.choose_language(others[0])
         c.press(c.label("language"))
-        c.press(native_name(lang))
+        c.choose_language(lang)
 
     # the contact form with a phone number; an invalid number and typed text on the way
     phone_form: dict[str, str | None] = {
