@@ -16,6 +16,7 @@ import pytest
 
 from bot.app import RunningServer
 from bot.config import bundled_deployment_path
+from flows.i18n import is_rtl
 from tests.e2e.conftest import (
     FSI,
     PDI,
@@ -133,6 +134,39 @@ ROUND_TRIP: dict[str, dict[str, str | None]] = {
         message="اتصلي بي مساءً من فضلك. لا تتركي رسالة — zażółć 123",
         expect_org=HUB,
     ),
+    # A right-to-left language other than Arabic, an Indic script, Ethiopic and Chinese.
+    "ur": dict(
+        codeword="چاند-سفید",
+        language="ur",
+        interpreter="yes",
+        someone_else="wrong_number",
+        message="براہ کرم شام کو فون کریں۔ پیغام نہ چھوڑیں — 123 & <i>",
+        expect_org=HUB,
+    ),
+    "pa": dict(
+        codeword="ਚੰਨ-੭",
+        language="pa",
+        interpreter="yes",
+        someone_else="hang_up",
+        message="ਕਿਰਪਾ ਕਰਕੇ ਸ਼ਾਮ ਨੂੰ ਫ਼ੋਨ ਕਰੋ। ਸੁਨੇਹਾ ਨਾ ਛੱਡੋ — 123 <b>",
+        expect_org=HUB,
+    ),
+    "ti": dict(
+        codeword="ጨረቓ-7",
+        language="ti",
+        interpreter="yes",
+        someone_else="wrong_number",
+        message="በጃኹም ምሸት ደውሉ። መልእኽቲ ኣይትግደፉ — ፲፪ 123 & <b>",
+        expect_org=HUB,
+    ),
+    "zh_Hant": dict(
+        codeword="月亮-七",
+        language="zh_Hant",
+        interpreter=None,
+        someone_else="hang_up",
+        message="請在晚上打電話。不要留言 — 123 <b>&",
+        expect_org=HUB,
+    ),
 }
 
 
@@ -143,7 +177,9 @@ async def test_round_trip_in_every_language(
     case = dict(ROUND_TRIP[lang])
     expect_org = str(case.pop("expect_org"))
     typed = base_answers(urgent="yes", threats="yes", documents="yes", children="no", **case)
-    user = emulator.user({"en": 2001, "pl": 2002, "ar": 2003}[lang], language_code=lang)
+    user = emulator.user(
+        2001 + sorted(ROUND_TRIP).index(lang), language_code=lang.replace("_", "-")
+    )
 
     summary = await fill_request(user, lang, typed)
     assert tr(lang, "Check your answers") in (summary.text or "")
@@ -152,7 +188,7 @@ async def test_round_trip_in_every_language(
     assert tr(lang, "Evenings") in (summary.text or "")
     done, reference = await send_request(user, lang)
     grouped = " ".join(reference[i : i + 4] for i in range(0, 16, 4))
-    if lang == "ar":
+    if is_rtl(lang):
         assert f"{FSI}{grouped}{PDI}" in (done.text or "")
     else:
         assert grouped in (done.text or "") and FSI not in (done.text or "")
