@@ -246,7 +246,7 @@ def build_application(token: str, api_base_url: str) -> Application:  # type: ig
     return application
 
 
-def _profile_languages(ctx: Context) -> list[tuple[str | None, str]]:
+def profile_languages(ctx: Context) -> list[tuple[str | None, str]]:
     """(Telegram language_code, catalogue language): the default (no code) first, then each
     enabled language the default does not already cover."""
     default = ctx.deployment.default_language
@@ -264,7 +264,7 @@ async def set_profile(application: Application, ctx: Context) -> int:  # type: i
     Returns how many were written."""
     bot = application.bot
     written = 0
-    for code, language in _profile_languages(ctx):
+    for code, language in profile_languages(ctx):
         tr = ctx.catalogs.get(language)
         for field, text in ctx.flow.profile.items():
             wanted = tr.gettext(text)
