@@ -247,13 +247,18 @@ def build_application(token: str, api_base_url: str) -> Application:  # type: ig
 
 
 def profile_languages(ctx: Context) -> list[tuple[str | None, str]]:
-    """(Telegram language_code, catalogue language): the default (no code) first, then each
-    enabled language the default does not already cover."""
+    """(Telegram language_code, catalogue language) for the per-language menu and profile:
+    the default (no code) first, then each enabled language the default does not cover.
+    Telegram takes only two-letter ISO 639-1 codes there, so a language without one (Sorani
+    `ckb`, Kurmanji `kmr`) has none: its speakers' phones report another language anyway,
+    and they get the default menu while the chat itself speaks theirs. Dari shares "fa" with
+    Persian: the first one enabled wins."""
     default = ctx.deployment.default_language
     out: list[tuple[str | None, str]] = [(None, default)]
     for language in ctx.deployment.languages:
         code = language.replace("-", "_").split("_")[0]
-        if code != default.split("_")[0] and all(code != c for c, _l in out):
+        two_letters = len(code) == 2 and code.isascii() and code.isalpha()
+        if two_letters and code != default.split("_")[0] and all(code != c for c, _l in out):
             out.append((code, language))
     return out
 
@@ -288,14 +293,11 @@ _PROFILE_CALLS = {
 async def set_commands(application: Application, ctx: Context) -> None:  # type: ignore[type-arg]
     """The command menu in every shipped language (Telegram picks by the client's language)."""
     flow, catalogs = ctx.flow, ctx.catalogs
-    for language in (None, *ctx.deployment.languages):
-        tr = catalogs.get(language or ctx.deployment.default_language)
+    for code, language in profile_languages(ctx):
+        tr = catalogs.get(language)
         commands = [
             BotCommand(name, tr.gettext(text)[:256]) for name, text in flow.commands.items()
         ]
-        code = None if language is None else language.split("_")[0]
-        if code == ctx.deployment.default_language.split("_")[0] and language is not None:
-            continue  # the default set already covers it
         await application.bot.set_my_commands(
             commands, scope=BotCommandScopeAllPrivateChats(), language_code=code
         )
