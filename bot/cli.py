@@ -5,6 +5,10 @@ safebot chat [--lang LANG]      the conversation in this terminal
 safebot migrate                 apply database migrations
 safebot check                   list problems in the flow, catalogues, deployment and keys
                                 (exit 1 if any); `check-flows` is the same
+safebot translations check [--lang CODE ...]
+                                list every problem in the catalogues (exit 1 if any)
+safebot translations report [--png FILE]
+                                a table per language; also as a picture for board papers
 safebot keys generate --org ORG --out FILE [--passphrase-file F]
 safebot keys rotate --org ORG --out FILE [--passphrase-file F]
                                 a new key, sealed to the advocates with access; old ones stay
@@ -58,6 +62,13 @@ CREATES = ENVIRONMENT + "\nCreates the database if there is none, and migrates i
 NEEDS = (
     ENVIRONMENT + "\nNeeds an existing database: run `safebot migrate` or `safebot run` first.\n"
 )
+TRANSLATIONS = """\
+environment:
+  SAFEBOT_CONFIG    the deployment TOML (default: the bundled fictional example)
+
+Reads the installed catalogues (locales/<code>/LC_MESSAGES/messages.po).
+Never creates a database (it needs none).
+"""
 ROTATE_ENVIRONMENT = """\
   SAFEBOT_PORTAL_KEY  the portal's server secret (default: portal.key in SAFEBOT_SECRETS_DIR,
                     else SAFEBOT_DATA_DIR), to check the advocates' public keys first
@@ -124,6 +135,7 @@ def _logging(level: str) -> None:
         "alembic",
         "aiosqlite",
         "sqlalchemy",
+        "matplotlib",  # `translations report --png`: its font cache, at INFO
     )
     for name in quiet:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -155,6 +167,33 @@ def _parser() -> argparse.ArgumentParser:
     command(sub, "check-flows", "the same as `check`", _check, ENVIRONMENT)
     command(sub, "flows-graph", "print the flow as a Mermaid diagram", _graph)
     command(sub, "purge", "run the retention job once", _purge, NEEDS)
+
+    trans = sub.add_parser(
+        "translations", help="check the catalogues, or report where each language stands"
+    ).add_subparsers(dest="translations", required=True)
+    tcheck = command(
+        trans,
+        "check",
+        "list every problem in the catalogues (missing or fuzzy entries, placeholders, HTML, "
+        "lengths, review status, deployment texts); exit 1 if any",
+        _translations_check,
+        TRANSLATIONS,
+    )
+    tcheck.add_argument(
+        "--lang",
+        nargs="+",
+        action="extend",
+        metavar="CODE",
+        help="only these languages (their screens are checked even if not enabled)",
+    )
+    treport = command(
+        trans,
+        "report",
+        "a table per language: coverage, review status, longest screen",
+        _translations_report,
+        TRANSLATIONS,
+    )
+    treport.add_argument("--png", type=Path, metavar="FILE", help="also write the table as a PNG")
 
     keys = sub.add_parser("keys", help="organisation keys").add_subparsers(
         dest="keys", required=True
@@ -250,6 +289,35 @@ async def _check(args: argparse.Namespace, settings: object) -> int:
         print(problem)
     print(f"{len(problems)} problem(s)" if problems else "no problems")
     return 1 if problems else 0
+
+
+async def _translations_check(args: argparse.Namespace, settings: object) -> int:
+    from bot.config import Settings
+    from bot.translations import check_from_settings
+
+    assert isinstance(settings, Settings)
+    findings = check_from_settings(settings, args.lang)
+    for line in findings.lines():
+        print(line)
+    count = len(findings.problems)
+    print(f"{count} problem(s)" if count else "no problems")
+    return 1 if count else 0
+
+
+async def _translations_report(args: argparse.Namespace, settings: object) -> int:
+    from bot.config import Settings
+    from bot.translations import check_from_settings, check_png_path, format_table, write_png
+
+    assert isinstance(settings, Settings)
+    png: Path | None = args.png
+    if png is not None:
+        check_png_path(png)  # before the work, so a wrong path fails at once
+    findings = check_from_settings(settings, None)
+    print(format_table(findings), end="")
+    if png is not None:
+        write_png(findings, png, dt.date.today())
+        print(f"wrote {png}")
+    return 0
 
 
 async def _graph(args: argparse.Namespace, settings: object) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from babel import Locale, UnknownLocaleError
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -67,12 +68,17 @@ def load_catalogs(locales_dir: Path | None = None, source_language: str = "en") 
         code = po_path.parent.parent.name
         with po_path.open("rb") as fh:
             catalog = read_po(fh, locale=code)
-        buf = io.BytesIO()
-        # Fuzzy entries are a translator's guess: leave them out, English shows instead.
-        write_mo(buf, catalog, use_fuzzy=False)
-        buf.seek(0)
-        out[code] = gettext.GNUTranslations(buf)
+        out[code] = compile_catalog(catalog)
     return Catalogs(translations=out, source_language=source_language)
+
+
+def compile_catalog(catalog: Catalog) -> gettext.GNUTranslations:
+    """A catalogue read with Babel's `read_po`, as the translations the engine uses."""
+    buf = io.BytesIO()
+    # Fuzzy entries are a translator's guess: leave them out, English shows instead.
+    write_mo(buf, catalog, use_fuzzy=False)
+    buf.seek(0)
+    return gettext.GNUTranslations(buf)
 
 
 def normalise_tag(tag: str | None) -> str | None:
