@@ -19,6 +19,8 @@ from flows.i18n import Translator, is_rtl
 from flows.state import ConversationState
 
 FSI, PDI = "\u2068", "\u2069"  # first-strong isolate ... pop directional isolate
+_WELSH_AND = re.compile(r"a\(c\) (\w)")
+_WELSH_VOWELS = frozenset("aeiouwyâêîôûŵŷáéíóúàèìòùäëïöü")
 
 
 class _SafeFormat(dict[str, str]):
@@ -84,11 +86,18 @@ class Text:
         if not items:
             return ""
         try:
-            return format_list(
+            joined = format_list(
                 list(items), style="standard", locale=self.language.replace("-", "_")
             )
         except (ValueError, UnknownLocaleError):
             return ", ".join(items)
+        if self.language.startswith("cy"):
+            # CLDR writes Welsh "and" as "a(c)": "ac" before a vowel, "a" before a consonant.
+            joined = _WELSH_AND.sub(
+                lambda m: ("ac " if m.group(1).lower() in _WELSH_VOWELS else "a ") + m.group(1),
+                joined,
+            )
+        return joined
 
     def ltr(self, value: str) -> str:
         """A number, code or address kept left-to-right inside right-to-left text."""
