@@ -38,6 +38,12 @@ def email(text: str) -> Valid | Invalid:
         " 07911 123456 \n",
         "07911\x00123456",
         "٠٧٩١١ ١٢٣٤٥٦",  # Arabic-Indic digits
+        "۰۷۹۱۱ ۱۲۳۴۵۶",  # Persian (Extended Arabic-Indic): Persian, Dari, Urdu, Pashto
+        "০৭৯১১ ১২৩৪৫৬",  # Bengali
+        "੦੭੯੧੧ ੧੨੩੪੫੬",  # Gurmukhi
+        "૦૭૯૧૧ ૧૨૩૪૫૬",  # Gujarati
+        "०७९११ १२३४५६",  # Devanagari
+        "０７９１１ １２３４５６",  # full-width (Chinese input)
     ],
 )
 def test_uk_mobile_formats_become_e164(typed: str) -> None:
@@ -175,6 +181,9 @@ def test_blank_text_is_invalid(typed: str) -> None:
         (" 1234-5678-9012-3456 ", "1234567890123456"),
         ("١٢٣٤ ٥٦٧٨ ٩٠١٢ ٣٤٥٦", "1234567890123456"),
         ("۱۲۳۴۵۶۷۸", "12345678"),  # 8 digits: the shortest looked up
+        ("১২৩৪ ৫৬৭৮ ৯০১২ ৩৪৫৬", "1234567890123456"),  # Bengali
+        ("੧੨੩੪ ੫੬੭੮ ੯੦੧੨ ੩੪੫੬", "1234567890123456"),  # Gurmukhi
+        ("૧૨૩૪ ૫૬૭૮ ૯૦૧૨ ૩૪૫૬", "1234567890123456"),  # Gujarati
         ("1" * 32, "1" * 32),  # 32: the longest
         ("1" * 7, None),
         ("1" * 33, None),
