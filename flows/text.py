@@ -19,8 +19,19 @@ from flows.i18n import Translator, is_rtl
 from flows.state import ConversationState
 
 FSI, PDI = "\u2068", "\u2069"  # first-strong isolate ... pop directional isolate
-_WELSH_AND = re.compile(r"a\(c\) (\w)")
+_WELSH_AND = re.compile(r"a\(c\) (\w)(\w?)")
 _WELSH_VOWELS = frozenset("aeiouwyâêîôûŵŷáéíóúàèìòùäëïöü")
+
+
+def _welsh_and(m: re.Match[str]) -> str:
+    """CLDR writes Welsh "and" as "a(c)": "ac" before a vowel; "a" before a consonant, which
+    takes the aspirate mutation (p, t, c become ph, th, ch: "a Phenwythnos")."""
+    first, second = m.group(1), m.group(2)
+    if first.lower() in _WELSH_VOWELS:
+        return f"ac {first}{second}"
+    if first.lower() in "ptc" and second.lower() != "h":
+        return f"a {first}h{second}"
+    return f"a {first}{second}"
 
 
 class _SafeFormat(dict[str, str]):
@@ -92,11 +103,7 @@ class Text:
         except (ValueError, UnknownLocaleError):
             return ", ".join(items)
         if self.language.startswith("cy"):
-            # CLDR writes Welsh "and" as "a(c)": "ac" before a vowel, "a" before a consonant.
-            joined = _WELSH_AND.sub(
-                lambda m: ("ac " if m.group(1).lower() in _WELSH_VOWELS else "a ") + m.group(1),
-                joined,
-            )
+            joined = _WELSH_AND.sub(_welsh_and, joined)
         return joined
 
     def ltr(self, value: str) -> str:

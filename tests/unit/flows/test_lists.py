@@ -17,7 +17,9 @@ def text(ctx: Context, language: str) -> Text:
     [
         ("en", ["Mornings", "Evenings", "Weekends"], "Mornings, Evenings, and Weekends"),
         ("pl", ["Rano", "Wieczorem"], "Rano i Wieczorem"),
-        ("cy", ["Bore", "Gyda'r nos", "Penwythnos"], "Bore, Gyda'r nos, a Penwythnos"),
+        ("cy", ["Bore", "Gyda'r nos", "Penwythnos"], "Bore, Gyda'r nos, a Phenwythnos"),
+        ("cy", ["Bore", "Cinio"], "Bore a Chinio"),  # aspirate mutation after "a"
+        ("cy", ["Bore", "Gyda'r nos"], "Bore a Gyda'r nos"),  # no mutation of g
         ("cy", ["Bore", "Amser"], "Bore ac Amser"),  # "ac" before a vowel
         ("cy", ["Bore", "Unrhyw bryd"], "Bore ac Unrhyw bryd"),
     ],
