@@ -19,6 +19,9 @@ safebot handoffs export --org ORG --identity FILE [--identity FILE ...] [--passp
 safebot purge                   run the retention job once
 safebot advocates add --org ORG --name NAME [--admin] | list [--org ORG] | remove ID
 safebot audit verify            check the portal's hash-chained audit log
+safebot outreach campaign add | list | retire CODE
+safebot outreach link --campaign CODE --lang LANG
+safebot outreach counts         counters per campaign, language and week; 1-9 as "fewer than 10"
 """
 
 from __future__ import annotations
@@ -233,9 +236,11 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--passphrase-file", type=Path)
     exp.add_argument("--format", choices=("jsonl", "text"), default="jsonl")
 
+    from bot.outreach import add_commands as add_outreach
     from bot.portal.commands import add_commands
 
     add_commands(sub, command, NEEDS)
+    add_outreach(sub, command, NEEDS)
     return p
 
 

@@ -56,6 +56,8 @@ class Settings:
     # Where secrets not given in the environment are kept (SAFEBOT_SECRETS_DIR): by default
     # the data directory, beside the database; a real service keeps them elsewhere.
     secrets_dir: Path | None = None
+    # The bot's @username (without the @), for the outreach links `safebot outreach link` prints.
+    bot_username: str | None = None
 
     @property
     def secret_files(self) -> Path:
@@ -108,7 +110,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         lookup_key=env.get("SAFEBOT_LOOKUP_KEY") or None,
         signing_key=env.get("SAFEBOT_SIGNING_KEY") or None,
         secrets_dir=Path(secrets_dir).expanduser() if secrets_dir else None,
+        bot_username=_bot_username(env),
     )
+
+
+def _bot_username(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("SAFEBOT_BOT_USERNAME") or "").strip().removeprefix("@")
+    if not raw:
+        return None
+    if not (5 <= len(raw) <= 32 and raw.isascii() and all(c.isalnum() or c == "_" for c in raw)):
+        raise ConfigError(
+            "SAFEBOT_BOT_USERNAME must be the bot's username: 5-32 characters of A-Z a-z 0-9 _"
+        )
+    return raw
 
 
 def load_deployment(path: Path) -> Deployment:

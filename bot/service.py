@@ -32,10 +32,18 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channel import ChatAddress
-from flows.effects import CheckStatus, DeleteConversation, Effect, ForgetMe, SubmitRequest
+from flows.effects import (
+    CheckStatus,
+    DeleteConversation,
+    Effect,
+    ForgetMe,
+    OpenCampaign,
+    SubmitRequest,
+)
 from flows.engine import Context, Outcome, initial_state, step
 from flows.events import (
     ButtonPressed,
+    CampaignChecked,
     CommandReceived,
     Event,
     Forgotten,
@@ -49,7 +57,7 @@ from flows.events import (
 from flows.i18n import is_rtl, negotiate
 from flows.replies import Button, Reply, coalesce
 from flows.state import ConversationState
-from storage import conversations, delivery, queries
+from storage import conversations, delivery, outreach, queries
 from storage.db import transaction
 from storage.dialect import checkpoint
 from storage.drafts import open_json, person_draft_key, seal_json
@@ -529,6 +537,13 @@ class ConversationService:
         if isinstance(effect, DeleteConversation):
             acc.quick_exit = True
             return None
+        if isinstance(effect, OpenCampaign):
+            active = await outreach.is_active(session, effect.code)
+            if active:
+                await outreach.add_one(session, effect.code, effect.language, "started", now)
+            # Neither the payload nor the code is logged.
+            log.info("outreach start counted=%s", active)
+            return CampaignChecked(effect.code, effect.language, active, effect.language_hint)
         if isinstance(effect, SubmitRequest):
             if submit_failed:
                 return RequestFailed()
@@ -564,6 +579,10 @@ class ConversationService:
                 signer=self.secrets.signing_key,
                 pinned=deployment.key_pins(org.id),
             )
+            if effect.campaign is not None:
+                # Her start was counted (the campaign was live then; retiring it since does not
+                # undo that). In the request's transaction: counted if and only if it is stored.
+                await outreach.add_one(session, effect.campaign, effect.language, "requested", now)
         except Exception as exc:
             # The transaction may be unusable now: roll all of it back and run the turn again,
             # telling the person it was NOT sent.

@@ -136,6 +136,7 @@ def _confirm(turn: Turn) -> None:
             language=turn.language,
             urgent=answers.get(form.FIELD_URGENT) == "yes",
             organisation=dep.route(turn.language, answers.get(form.FIELD_ORGANISATION)),
+            campaign=turn.state.campaign,
         )
     )
     # No screen yet: only the edges' RequestStored may say that the request was received.
@@ -146,6 +147,7 @@ def _delete(turn: Turn) -> None:
     """ "Cancel and delete", confirmed: the only way out of the form that drops the answers."""
     turn.say("draft_deleted")
     turn.forget_draft()
+    turn.state = turn.state.with_(campaign=None)  # part of the draft: it goes with it
     turn.go(turn.flow.menu)
 
 

@@ -24,6 +24,8 @@ class SubmitRequest(Effect):
     language: str = "en"
     urgent: bool = False
     organisation: str | None = None
+    # The outreach campaign she came in by: counted as `requested` once the request is stored.
+    campaign: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,13 @@ class CheckStatus(Effect):
     """Look up a reference code; answered with `StatusChecked`."""
 
     code: str
+
+
+@dataclass(frozen=True)
+class OpenCampaign(Effect):
+    """A start from an outreach link: if campaign `code` is live, count a start in `language`
+    for this week. Answered with `CampaignChecked`; the payload itself goes no further."""
+
+    code: str
+    language: str
+    language_hint: str | None = None

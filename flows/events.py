@@ -74,6 +74,17 @@ class StatusChecked(Event):
 
 
 @dataclass(frozen=True)
+class CampaignChecked(Event):
+    """Outcome of `OpenCampaign`: whether the link's campaign is live (and was counted).
+    Carries the start's language hint, for a start that is not a campaign's after all."""
+
+    code: str
+    language: str
+    active: bool
+    language_hint: str | None = None
+
+
+@dataclass(frozen=True)
 class Forgotten(Event):
     """The edges removed what the victim asked to be forgotten."""
 

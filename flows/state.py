@@ -1,7 +1,8 @@
 """The conversation's state: what the engine needs to carry from one event to the next.
 
 Frozen; the edges persist it. `answers` is the draft of a contact request, which the storage
-layer encrypts at rest; everything else is routing data with nothing personal in it.
+layer encrypts at rest (with `resume` and the outreach `campaign`); everything else is routing
+data with nothing personal in it.
 """
 
 from __future__ import annotations
@@ -27,13 +28,24 @@ class ConversationState:
     # The form step she was last on, so "Continue my request" takes her back there. Kept with
     # the answers (encrypted, and gone with them), never in the clear.
     resume: str | None = None
+    # The outreach campaign she came in by, until she sends a request (which counts it) or
+    # her draft goes: kept only here, in the encrypted draft, never in a clear column.
+    campaign: str | None = None
 
     def with_(self, **changes: Any) -> ConversationState:
         return replace(self, **changes)
 
     def draft(self) -> dict[str, Any]:
         """The part that is encrypted at rest."""
-        return {"answers": dict(self.answers), "resume": self.resume}
+        draft: dict[str, Any] = {"answers": dict(self.answers), "resume": self.resume}
+        if self.campaign is not None:
+            draft["campaign"] = self.campaign
+        return draft
+
+    @property
+    def has_draft_part(self) -> bool:
+        """Whether there is anything to keep in the encrypted part."""
+        return bool(self.answers) or self.campaign is not None
 
     def routing(self) -> dict[str, Any]:
         """The part stored in the clear, one column per field (ROUTING_FIELDS)."""
@@ -45,6 +57,7 @@ class ConversationState:
     ) -> ConversationState:
         answers = dict((draft or {}).get("answers", {}))
         resume = (draft or {}).get("resume")
+        campaign = (draft or {}).get("campaign")
         return cls(
             step=str(routing["step"]),
             language=routing.get("language"),
@@ -53,4 +66,5 @@ class ConversationState:
             editing=bool(routing.get("editing", False)),
             flow_version=int(routing.get("flow_version", 1)),
             resume=str(resume) if resume and answers else None,
+            campaign=campaign if isinstance(campaign, str) and campaign else None,
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flows import form
+from flows import form, outreach
 from flows.actions import act_on, advance, answered, typed_own
 from flows.callbacks import (
     QUICK_EXIT_DATA,
@@ -29,9 +29,10 @@ from flows.callbacks import (
     decode,
     is_action,
 )
-from flows.effects import CheckStatus
+from flows.effects import CheckStatus, OpenCampaign
 from flows.events import (
     ButtonPressed,
+    CampaignChecked,
     CommandReceived,
     Event,
     Forgotten,
@@ -85,14 +86,34 @@ def _show_again(turn: Turn, _: Event) -> None:
 
 
 def _started(turn: Turn, event: Started) -> None:
+    link = outreach.decode(event.payload)
+    if link is not None and link.language in turn.deployment.languages:
+        # An outreach link: only the edges know whether its campaign is live. No screen yet;
+        # `CampaignChecked` opens the conversation, and the payload goes no further.
+        turn.effects.append(OpenCampaign(link.code, link.language, event.language_hint))
+        return
+    _start(turn, event.payload, event.language_hint)
+
+
+def _campaign_checked(turn: Turn, event: CampaignChecked) -> None:
+    if event.active:
+        # Remembered (in the encrypted draft part only) to count her request, if she makes one.
+        turn.state = turn.state.with_(campaign=event.code)
+        _start(turn, event.language, event.language_hint)
+    else:
+        # Unknown or retired: a normal start, as if the link had carried nothing.
+        _start(turn, "", event.language_hint)
+
+
+def _start(turn: Turn, payload: str, language_hint: str | None) -> None:
     dep = turn.deployment
-    chosen = event.payload if event.payload in dep.languages else None
+    chosen = payload if payload in dep.languages else None
     if chosen:
         turn.state = turn.state.with_(language=chosen)
     elif turn.state.language is None:
-        guess = negotiate(event.language_hint, dep.languages, dep.default_language)
+        guess = negotiate(language_hint, dep.languages, dep.default_language)
         turn.state = turn.state.with_(language=guess)
-        hint = (event.language_hint or "").split("-")[0].split("_")[0].lower()
+        hint = (language_hint or "").split("-")[0].split("_")[0].lower()
         if guess == dep.default_language and hint != guess.split("_")[0]:
             # No match for the phone's language: let the person choose first.
             turn.go(turn.step_of(StepKind.LANGUAGE))
@@ -147,6 +168,8 @@ def _quick_exit(turn: Turn, _: Event) -> None:
 
 
 def _stored(turn: Turn, event: RequestStored) -> None:
+    # The edges counted the request for her campaign, if any: the campaign goes now.
+    turn.state = turn.state.with_(campaign=None)
     answers = turn.state.answers
     routed = turn.deployment.route(turn.language, answers.get(form.FIELD_ORGANISATION))
     turn.go(
@@ -238,6 +261,7 @@ def _answers_the_form(event: Event) -> bool:
 TRANSITIONS: Mapping[tuple[StepKind | None, type[Event]], Transition] = {
     (ANY_STEP, Event): _show_again,
     (ANY_STEP, Started): _started,
+    (ANY_STEP, CampaignChecked): _campaign_checked,
     (ANY_STEP, CommandReceived): _command,
     (ANY_STEP, ButtonPressed): _pressed,
     (ANY_STEP, TextReceived): _buttons_only,

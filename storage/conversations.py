@@ -76,7 +76,9 @@ async def save_many(
     rows = []
     for chat_key, state in states:
         sealed = (
-            seal_draft(draft_keys[chat_key], chat_key, state.draft()) if state.answers else None
+            seal_draft(draft_keys[chat_key], chat_key, state.draft())
+            if state.has_draft_part
+            else None
         )
         rows.append(
             {

@@ -360,3 +360,29 @@ class AuditEntry(Base):
     detail: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Campaign(Base):
+    """An outreach campaign: an opaque random code and nothing else about its audience (a
+    team keeps its own note of where it used a code)."""
+
+    __tablename__ = "campaigns"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutreachCount(Base):
+    """Counters only, per campaign, language and ISO week ("YYYY-Www"): no per-person row, no
+    time finer than the week, nothing that links a count to a person or a request."""
+
+    __tablename__ = "outreach_counts"
+
+    campaign: Mapped[str] = mapped_column(String(16), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    iso_week: Mapped[str] = mapped_column(String(8), primary_key=True)
+    started: Mapped[int] = mapped_column(Integer, default=0)
+    requested: Mapped[int] = mapped_column(Integer, default=0)
+    picked_up: Mapped[int] = mapped_column(Integer, default=0)
+    closed: Mapped[int] = mapped_column(Integer, default=0)

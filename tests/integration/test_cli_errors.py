@@ -408,3 +408,42 @@ def test_run_retries_while_telegram_is_unreachable(home: Path) -> None:
     assert "retrying in 1 s (attempt 1)" in retries[0]
     assert "retrying in 2 s (attempt 2)" in retries[1]
     assert "123:unreachable" not in log
+
+
+# ---- outreach -----------------------------------------------------------------------------
+
+
+def test_outreach_commands_need_a_database(home: Path) -> None:
+    for command in (["outreach", "campaign", "add"], ["outreach", "counts"]):
+        fails_in_one_line(safebot(home, *command), "no database at", "safebot migrate")
+    result = safebot(
+        home,
+        "outreach",
+        "link",
+        "--campaign",
+        "Ab3dE6gH",
+        "--lang",
+        "en",
+        SAFEBOT_BOT_USERNAME="test_bot",
+    )
+    fails_in_one_line(result, "no database at")
+    no_database(home)
+
+
+def test_outreach_link_refusals(home: Path) -> None:
+    assert safebot(home, "migrate").code == 0
+    added = safebot(home, "outreach", "campaign", "add")
+    code = added.out.strip()
+    assert added.code == 0 and len(code) == 8 and code.isalnum()
+    link = ["outreach", "link", "--campaign", code, "--lang"]
+    fails_in_one_line(safebot(home, *link, "en"), "SAFEBOT_BOT_USERNAME")
+    named = {"SAFEBOT_BOT_USERNAME": "test_bot"}
+    fails_in_one_line(safebot(home, *link, "pl", **named), "'pl' is not an enabled language")
+    unknown = ["outreach", "link", "--campaign", "Zz9Zz9Zz", "--lang", "en"]
+    fails_in_one_line(safebot(home, *unknown, **named), "no campaign 'Zz9Zz9Zz'")
+    ok = safebot(home, *link, "en", **named)
+    assert ok.code == 0 and ok.out.strip() == f"https://t.me/test_bot?start=c-{code}-en"
+    fails_in_one_line(safebot(home, "outreach", "campaign", "retire", "Nope1234"), "no campaign")
+    assert safebot(home, "outreach", "campaign", "retire", code).code == 0
+    fails_in_one_line(safebot(home, *link, "en", **named), "is retired")
+    assert "retired" in safebot(home, "outreach", "campaign", "list").out

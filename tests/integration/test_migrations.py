@@ -34,6 +34,7 @@ from storage.models import (
     AdvocateSession,
     AuditEntry,
     Base,
+    Campaign,
     CaseNote,
     ChatMessage,
     ContactRequest,
@@ -44,6 +45,7 @@ from storage.models import (
     Notice,
     OrganisationKey,
     OutboxItem,
+    OutreachCount,
     ProcessedUpdate,
     RecoveryCode,
     RemovedRequest,
@@ -435,12 +437,51 @@ async def _check_0005(session: AsyncSession, state: dict[str, Any]) -> None:
     assert text == "note zażółć"
 
 
+def _load_0006(conn: Connection, state: dict[str, Any]) -> None:
+    at = dt.datetime(2027, 4, 1, 9, 30, 0, 250000, tzinfo=dt.UTC)
+    state.update(at=at)
+    conn.execute(
+        _reflect(conn, "campaigns").insert(),
+        [
+            dict(code="Ab3dE6gH", created_at=at, retired_at=None),
+            dict(code="Zz9Zz9Zz", created_at=at, retired_at=at),
+        ],
+    )
+    conn.execute(
+        _reflect(conn, "outreach_counts").insert(),
+        dict(
+            campaign="Ab3dE6gH",
+            language="zh_Hant",
+            iso_week="2027-W13",
+            started=12,
+            requested=3,
+            picked_up=2,
+            closed=1,
+        ),
+    )
+
+
+async def _check_0006(session: AsyncSession, state: dict[str, Any]) -> None:
+    live = await session.get(Campaign, "Ab3dE6gH")
+    assert live is not None and aware(live.created_at) == state["at"] and live.retired_at is None
+    retired = await session.get(Campaign, "Zz9Zz9Zz")
+    assert retired is not None and aware(retired.retired_at or state["at"]) == state["at"]
+    row = await session.get(OutreachCount, ("Ab3dE6gH", "zh_Hant", "2027-W13"))
+    assert row is not None and (row.started, row.requested, row.picked_up, row.closed) == (
+        12,
+        3,
+        2,
+        1,
+    )
+
+
 MIGRATION_DATA: dict[str, MigrationData] = {
     "0001": MigrationData(load=_load_0001, check=_check_0001),
     "0002": MigrationData(load=_load_0002, check=_check_0002),
     "0003": MigrationData(load=_load_0003, check=_check_0003),
     "0004": MigrationData(load=_load_0004, check=_check_0004),
     "0005": MigrationData(load=_load_0005, check=_check_0005),
+    "0006": MigrationData(load=_load_0006, check=_check_0006),
 }
 
 

@@ -56,6 +56,7 @@ def test_flows_exports_exactly_its_public_names() -> None:
         "graph",
         "i18n",
         "kinds",
+        "outreach",
         "render",
         "replies",
         "state",
