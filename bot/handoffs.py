@@ -94,7 +94,11 @@ class Exported:
     opened: OpenedRequest | None = None
     lines: Sequence[AnswerLine] = ()
     error: str | None = None
-    withdrawn: bool = False  # by the person, after pick-up: nothing is left to read
+
+    @property
+    def withdrawn(self) -> bool:
+        """By the person, after pick-up: nothing is left to read."""
+        return self.row.status == RequestStatus.WITHDRAWN
 
 
 WITHDRAWN_WORDS = "withdrawn by the person: nothing to read"
@@ -108,7 +112,8 @@ def export_one(
     deployment: Deployment,
 ) -> Exported:
     if row.status == RequestStatus.WITHDRAWN:
-        return Exported(row, Verdict(Authenticity.UNSIGNED), error=WITHDRAWN_WORDS, withdrawn=True)
+        # No envelope to judge: the verdict is never shown for a withdrawn request.
+        return Exported(row, Verdict(Authenticity.UNSIGNED), error=WITHDRAWN_WORDS)
     try:
         opened = open_request(row, keys, verify_keys)
     except SealingError as exc:
