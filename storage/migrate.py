@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +14,7 @@ from alembic.config import Config
 from sqlalchemy.exc import SQLAlchemyError
 
 from storage.db import normalise_url
-from storage.opening import prepare_to_create, refuse
+from storage.opening import prepare_to_create, refuse, sqlite_path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,7 +27,26 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    with _one_at_a_time(url):
+        command.upgrade(alembic_config(url), revision)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(url: str) -> Iterator[None]:
+    """Processes migrating one SQLite file take turns (a lock file beside it, owner-only).
+    Alembic reads the version table before its transaction takes SQLite's write lock, so two
+    processes starting together on a fresh file could both begin at the first revision.
+    PostgreSQL takes an advisory lock in env.py instead."""
+    path = sqlite_path(url)
+    if path is None:
+        yield
+        return
+    fd = os.open(f"{path}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def downgrade(url: str, revision: str) -> None:
