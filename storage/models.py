@@ -221,6 +221,9 @@ class Advocate(Base):
     organisation: Mapped[str] = mapped_column(String(64), index=True)
     display_name: Mapped[str] = mapped_column(String(120))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "advocate" (works requests) or "outreach" (campaigns and suppressed counts only: never a
+    # request, a key grant or the team). An admin is an advocate with is_admin.
+    role: Mapped[str] = mapped_column(String(16), default="advocate", server_default="advocate")
     login: Mapped[str | None] = mapped_column(String(64), unique=True)
     # argon2-cffi PasswordHasher output (argon2id, parameters and salt inside).
     password_hash: Mapped[str | None] = mapped_column(String(255))
@@ -386,3 +389,33 @@ class OutreachCount(Base):
     requested: Mapped[int] = mapped_column(Integer, default=0)
     picked_up: Mapped[int] = mapped_column(Integer, default=0)
     closed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# The campaign of a count that came in by no outreach link (codes are letters and digits).
+NO_CAMPAIGN = "-"
+
+
+class OutcomeCount(Base):
+    """How requests ended, per campaign (NO_CAMPAIGN for none), language, ISO week of the
+    outcome and outcome ("contacted", "not_reached", "closed:<reason>"): counters only."""
+
+    __tablename__ = "outcome_counts"
+
+    campaign: Mapped[str] = mapped_column(String(16), primary_key=True)
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    iso_week: Mapped[str] = mapped_column(String(8), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PickupTime(Base):
+    """How long requests waited to be picked up, as counters per language, ISO week of the
+    pick-up and a coarse bucket ("<1h", "1-4h", ...): the median is reported as a bucket, and
+    no row holds one request's times."""
+
+    __tablename__ = "pickup_times"
+
+    language: Mapped[str] = mapped_column(String(16), primary_key=True)
+    iso_week: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

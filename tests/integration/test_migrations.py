@@ -45,7 +45,9 @@ from storage.models import (
     Notice,
     OrganisationKey,
     OutboxItem,
+    OutcomeCount,
     OutreachCount,
+    PickupTime,
     ProcessedUpdate,
     RecoveryCode,
     RemovedRequest,
@@ -475,6 +477,39 @@ async def _check_0006(session: AsyncSession, state: dict[str, Any]) -> None:
     )
 
 
+def _load_0007(conn: Connection, state: dict[str, Any]) -> None:
+    at = dt.datetime(2027, 5, 1, 9, 0, tzinfo=dt.UTC)
+    state.update(at=at)
+    conn.execute(
+        _reflect(conn, "advocates").insert(),
+        dict(
+            id="b" * 16,
+            organisation="org-a",
+            display_name="Sam",
+            is_admin=False,
+            created_at=at,
+            totp_last_step=0,
+        ),
+    )
+    conn.execute(
+        _reflect(conn, "outcome_counts").insert(),
+        dict(campaign="-", language="uk", iso_week="2027-W17", outcome="closed:supported", count=4),
+    )
+    conn.execute(
+        _reflect(conn, "pickup_times").insert(),
+        dict(language="uk", iso_week="2027-W17", bucket="1-4h", count=11),
+    )
+
+
+async def _check_0007(session: AsyncSession, state: dict[str, Any]) -> None:
+    advocate = await session.get(Advocate, "b" * 16)
+    assert advocate is not None and advocate.role == "advocate"  # the default for existing rows
+    outcome = await session.get(OutcomeCount, ("-", "uk", "2027-W17", "closed:supported"))
+    assert outcome is not None and outcome.count == 4
+    pickup = await session.get(PickupTime, ("uk", "2027-W17", "1-4h"))
+    assert pickup is not None and pickup.count == 11
+
+
 MIGRATION_DATA: dict[str, MigrationData] = {
     "0001": MigrationData(load=_load_0001, check=_check_0001),
     "0002": MigrationData(load=_load_0002, check=_check_0002),
@@ -482,6 +517,7 @@ MIGRATION_DATA: dict[str, MigrationData] = {
     "0004": MigrationData(load=_load_0004, check=_check_0004),
     "0005": MigrationData(load=_load_0005, check=_check_0005),
     "0006": MigrationData(load=_load_0006, check=_check_0006),
+    "0007": MigrationData(load=_load_0007, check=_check_0007),
 }
 
 
