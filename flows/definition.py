@@ -186,6 +186,8 @@ class Flow:
     commands: Mapping[str, str] = field(default_factory=dict)
     # The bot's own name, description and short description, per language (PROFILE_LIMITS)
     profile: Mapping[str, str] = field(default_factory=dict)
+    # The words of an outreach poster (POSTER_LIMITS), translated like every other string
+    poster: Mapping[str, str] = field(default_factory=dict)
 
     def step(self, step_id: str) -> Step:
         return self.steps[step_id]
@@ -216,6 +218,7 @@ class Flow:
             *self.strings.values(),
             *self.commands.values(),
             *self.profile.values(),
+            *self.poster.values(),
         ]
         for s in self.steps.values():
             out.extend(x for x in (s.title, *s.text, s.summary_label) if x)
@@ -228,6 +231,17 @@ class Flow:
 # What Telegram shows of the bot before a chat starts, and its limits (setMyName,
 # setMyDescription, setMyShortDescription).
 PROFILE_LIMITS = {"name": 64, "description": 512, "short_description": 120}
+
+# An outreach poster's words (bot/poster.py lays them out) and the most characters each may
+# have in any language, so that every size of poster, the card included, has room for it.
+POSTER_LIMITS = {
+    "headline": 60,
+    "what": 130,
+    "private": 170,
+    "not_police": 170,
+    "emergency": 170,
+    "scan": 70,
+}
 
 
 def bundled_flow_path() -> Path:
@@ -291,6 +305,17 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
             problems.append(f"[profile] {name!r}: only {', '.join(PROFILE_LIMITS)}")
         elif not 1 <= len(text) <= limit:
             problems.append(f"[profile] {name!r}: 1-{limit} characters")
+
+    poster = {str(k): str(v) for k, v in data.get("poster", {}).items()}
+    for name, text in poster.items():
+        limit = POSTER_LIMITS.get(name)
+        if limit is None:
+            problems.append(f"[poster] {name!r}: only {', '.join(POSTER_LIMITS)}")
+        elif not 1 <= len(text) <= limit:
+            problems.append(f"[poster] {name!r}: 1-{limit} characters")
+    if poster and set(poster) != set(POSTER_LIMITS):
+        missing = ", ".join(sorted(set(POSTER_LIMITS) - set(poster)))
+        problems.append(f"[poster] needs every one of {', '.join(POSTER_LIMITS)} ({missing})")
 
     entry = str(meta.get("entry", ""))
     menu = str(meta.get("menu", ""))
@@ -359,6 +384,7 @@ def build_flow(data: Mapping[str, Any]) -> Flow:
         form=tuple(questions),
         commands=commands,
         profile=profile,
+        poster=poster,
     )
 
 
