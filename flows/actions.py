@@ -166,7 +166,9 @@ _SUMMARY_ACTIONS: Mapping[str, Callable[[Turn], None]] = {
 
 def _edit(turn: Turn, index: int) -> None:
     question = turn.flow.step(turn.flow.form[index])
-    if form.applies(question, turn.state.answers, turn.deployment):
+    # Only what the summary lists can be changed: consent is not an answer to edit (saying
+    # "no" there would drop the whole draft; "Cancel and delete" asks first).
+    if question.in_summary and form.applies(question, turn.state.answers, turn.deployment):
         turn.state = turn.state.with_(editing=True)
         turn.go(question.id)
     else:

@@ -320,13 +320,14 @@ def phone_problem(number: str, *, drama_ok: bool) -> str | None:
         parsed = phonenumbers.parse(number, "GB")
     except phonenumbers.NumberParseException:
         return "is not a phone number"
+    nsn = phonenumbers.national_significant_number(parsed)
+    # First: phonenumbers counts some drama ranges (020 7946 0xxx, 0113 496 0xxx) as valid.
+    if len(nsn) == 10 and nsn.startswith(DRAMA_PREFIXES):
+        return None if drama_ok else "is in Ofcom's drama range: only for fictional = true"
     if phonenumbers.is_valid_number(parsed):
         return None
     if shortnumberinfo.is_valid_short_number_for_region(parsed, "GB"):
         return None
-    nsn = phonenumbers.national_significant_number(parsed)
-    if len(nsn) == 10 and nsn.startswith(DRAMA_PREFIXES):
-        return None if drama_ok else "is in Ofcom's drama range: only for fictional = true"
     return "is not a valid UK number or short number"
 
 

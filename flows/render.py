@@ -75,6 +75,7 @@ def change_list(ctx: Context, state: ConversationState) -> Reply:
     rows: list[Row] = [
         (page.action(plain(page.text.t(q.summary_label)), callbacks.edit_value(index)),)
         for index, q in form.applicable(ctx.flow, state.answers, ctx.deployment)
+        if q.in_summary  # what the summary shows, and nothing else (not consent)
     ]
     rows += page.global_rows(ctx.flow.step(state.step))
     return Reply(page.text.s("change_which"), tuple(rows), protect=True, rtl=page.text.rtl)

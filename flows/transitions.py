@@ -223,6 +223,13 @@ def _restart(turn: Turn, _: Event) -> None:
     turn.go(turn.flow.entry)
 
 
+def _typed_after_exit(turn: Turn, _: Event) -> None:
+    # The chat starts again, but typing may be someone trying to say something urgent: the
+    # emergency route and "I need help now" come with the welcome, as on every other screen.
+    turn.say("buttons_only", "emergency_line")
+    turn.go(turn.flow.entry, offer_help=True)
+
+
 def _interrupted(turn: Turn, _: Event) -> None:
     # Only a crash leaves a conversation in `submitting`: the request was not acknowledged.
     turn.say("submit_interrupted")
@@ -276,7 +283,7 @@ TRANSITIONS: Mapping[tuple[StepKind | None, type[Event]], Transition] = {
     (StepKind.SUMMARY, TextReceived): _unless_draft_lost(_buttons_only),
     (StepKind.SUMMARY, ButtonPressed): _unless_draft_lost(_pressed),
     (StepKind.STATUS, TextReceived): _typed_code,
-    (StepKind.EXIT, TextReceived): _restart,
+    (StepKind.EXIT, TextReceived): _typed_after_exit,
     (StepKind.SUBMITTING, Event): _interrupted,
     (StepKind.SUBMITTING, ButtonPressed): _exit_or_interrupted,
     (StepKind.SUBMITTING, CommandReceived): _exit_or_interrupted,

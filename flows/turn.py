@@ -63,7 +63,9 @@ class Turn:
             )
         )
 
-    def go(self, step_id: str, *, language_page: int = 0, **changes: Any) -> None:
+    def go(
+        self, step_id: str, *, language_page: int = 0, offer_help: bool = False, **changes: Any
+    ) -> None:
         """Move to `step_id` as a new screen and show it (the language list at a page: the
         page is not kept, a screen shown again starts at the first)."""
         if self.current.kind == StepKind.DONE and step_id != self.state.step:
@@ -73,7 +75,7 @@ class Turn:
             # Where "Continue my request" takes her back to, should she leave the form.
             changes.setdefault("resume", step_id)
         self.state = self.state.with_(step=step_id, seq=self.state.seq + 1, **changes)
-        self.show(language_page=language_page)
+        self.show(language_page=language_page, offer_help=offer_help)
 
     def show_change_list(self) -> None:
         """The summary's list of answers to change: a new screen, though the step stays."""

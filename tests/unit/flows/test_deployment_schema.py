@@ -197,6 +197,16 @@ def test_drama_numbers_only_in_a_fictional_deployment() -> None:
     ]
 
 
+@pytest.mark.parametrize("number", ["020 7946 0000", "0113 496 0999", "0161 496 0123"])
+def test_drama_numbers_that_phonenumbers_calls_valid_are_refused_too(number: str) -> None:
+    # phonenumbers says these London and Leeds drama numbers are valid: they are never
+    # connected, so a real deployment must not show them.
+    found = problems(lambda d: d["helplines"][0].update(number=number))
+    assert found == [
+        f"helplines[0].number {number!r} is in Ofcom's drama range: only for fictional = true"
+    ]
+
+
 @pytest.mark.parametrize("url", ["http://galop.org.uk", "galop.org.uk", "https://", "https://a b"])
 def test_bad_website(url: str) -> None:
     assert problems(lambda d: d["helplines"][2].update(website=url)) == [

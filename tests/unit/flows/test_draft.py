@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.callbacks import encode_seq
+from flows.callbacks import edit_value, encode_seq
+from flows.definition import load_flow
 from flows.effects import DeleteConversation, ForgetMe
 from flows.events import Forgotten
 from tests.unit.flows.conftest import (
@@ -19,7 +20,8 @@ from tests.unit.flows.conftest import (
     resume_row,
 )
 
-NATIVE_NAMES = {"en": "English", "pl": "Polski", "ar": "العربية"}
+FLOW = load_flow()
+
 
 
 def leave_by(d: Driver, how: str) -> None:
@@ -35,12 +37,12 @@ def leave_by(d: Driver, how: str) -> None:
         assert d.step_id == "privacy"
     elif how == "language":
         d.press(data="l")
-        d.press(NATIVE_NAMES[d.language])  # the same language again, or...
+        d.choose_language(d.language)  # the same language again, or...
         assert d.step_id == "menu"
     elif how == "other-language":
         other = next(code for code in LANGUAGES if code != d.language)
         d.press(data="l")
-        d.press(NATIVE_NAMES[other])
+        d.choose_language(other)
         assert (d.step_id, d.language) == ("menu", other)
     elif how == "start":
         d.start()
@@ -226,14 +228,16 @@ def test_the_summary_buttons_are_stale_on_the_confirm_screen(drive: Drive) -> No
 # ---- what does delete the draft -----------------------------------------------------------
 
 
-def test_consent_no_deletes_the_draft(drive: Drive, lang: str) -> None:
+def test_consent_is_not_offered_as_an_answer_to_change(drive: Drive, lang: str) -> None:
+    # Saying "no" to consent from the summary would drop every answer without asking: the
+    # change list leaves it out, and a forged press for it changes nothing.
     d = at_summary(drive, lang)
     d.answer("change")
-    d.press(d.tr("Contact me"))
-    d.press(d.tr("No, not now"))
-    assert d.step_id == "menu"
-    assert dict(d.answers) == {} and d.state.resume is None
-    assert not d.has(data="r")
+    assert not d.has(label=d.tr("Contact me"))
+    consent = FLOW.form.index("contact.consent")
+    kept = dict(d.answers)
+    d.data(f"a:{encode_seq(d.state.seq)}:{edit_value(consent)}")
+    assert d.step_id == "contact.summary" and dict(d.answers) == kept
 
 
 def test_forget_deletes_the_draft(drive: Drive, lang: str) -> None:

@@ -158,3 +158,16 @@ def test_the_walker_follows_the_danger_route(drive: Drive, lang: str) -> None:
     moves = list(d.walk({"consent": "yes", "method": "email", "urgent": "yes"}))
     shown = [m.step for m in moves if m.step == HELP]
     assert shown == [HELP]
+
+
+def test_text_typed_after_quick_exit_starts_again_with_the_emergency_route(
+    drive: Drive, lang: str
+) -> None:
+    d = reach_step(drive, lang, FLOW.entry)
+    d.quick_exit()
+    assert FLOW.step(d.step_id).kind == "exit"
+    d.text("help me please")
+    assert d.step_id == FLOW.entry
+    assert d.replies[0].html == d.notice("buttons_only", "emergency_line")
+    d.press(data=help_row(d)[0].data)
+    assert d.step_id == HELP

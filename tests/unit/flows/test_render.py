@@ -46,14 +46,17 @@ def test_choice_buttons_offer_exactly_the_values_the_form_accepts(
         assert all(p.is_for(7) for p in pressed if isinstance(p, Act))
 
 
-def test_the_change_list_offers_only_questions_that_apply(ctx: Context) -> None:
+def test_the_change_list_offers_only_questions_that_apply_and_are_summarised(
+    ctx: Context,
+) -> None:
     answers = {"consent": "yes", "method": "email"}
     reply = render.change_list(ctx, state_at(ctx, "contact.summary", answers=answers))
     pressed = [decode(b.data) for row in reply.buttons for b in row]
     edits = [p.value for p in pressed if isinstance(p, Act)]
     applicable = form.applicable(ctx.flow, answers, ctx.deployment)
-    assert edits == [f"e.{index}" for index, _ in applicable]
+    assert edits == [f"e.{index}" for index, q in applicable if q.in_summary]
     assert "e." + str(ctx.flow.form.index("contact.phone")) not in edits
+    assert "e." + str(ctx.flow.form.index("contact.consent")) not in edits
 
 
 def test_a_notice_has_no_buttons_and_follows_the_language(ctx: Context) -> None:

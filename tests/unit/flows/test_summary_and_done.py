@@ -63,7 +63,14 @@ def test_the_summary_says_every_answer_in_words(
             continue
         if q.input == "choices":
             values, _ = picked(answers[q.field])
-            assert lines[label] == format_list([said(d, sid, v) for v in values], locale=lang)
+            expected = format_list([said(d, sid, v) for v in values], locale=lang)
+            if lang == "cy":  # CLDR's "a(c)": "ac" before a vowel, "a" before a consonant
+                expected = re.sub(
+                    r"a\(c\) (\w)",
+                    lambda m: ("ac " if m[1].lower() in "aeiouwyâêîôûŵŷ" else "a ") + m[1],
+                    expected,
+                )
+            assert lines[label] == expected
         else:
             assert lines[label] == said(d, sid, answers[q.field or ""]), sid
 
