@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from flows.deployment import Helpline
 from flows.i18n import native_name
-from flows.text import Text
+from flows.text import Text, isolate_signed_words
 
 
 def render_block(text: Text, name: str) -> str:
@@ -21,7 +21,11 @@ def render_block(text: Text, name: str) -> str:
 def _helplines(text: Text, helplines: Iterable[Helpline]) -> str:
     out = []
     for h in helplines:
-        line = f"<b>{html.escape(h.name)}</b>\n{text.ltr(html.escape(h.number))}"
+        line = f"<b>{html.escape(h.name)}</b>"
+        if h.about:
+            about = html.escape(text.deployment.text(h.about, text.language), quote=False)
+            line += "\n" + (isolate_signed_words(about) if text.rtl else about)
+        line += "\n" + text.ltr(html.escape(h.number))
         notes = []
         if h.always_open and h.free:
             notes.append(text.s("free_24h"))

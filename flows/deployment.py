@@ -35,6 +35,9 @@ class Helpline:
     website: str = ""
     # "now" puts it under "I need help now"; every helpline shows under "Specialist support"
     urgent: bool = False
+    # Who it is for, per language, when the name alone does not say it in her language (the
+    # name is the service's own, English, as it answers the phone).
+    about: LocalText = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,7 @@ class HelplineIn(_Table):
     hours: LocalIn | None = None
     website: HttpsUrl | None = None
     urgent: bool = False
+    about: LocalIn | None = None
 
 
 class OrganisationIn(_Table):
@@ -438,6 +439,7 @@ def _helpline(h: HelplineIn, path: str, check: _Checker) -> Helpline:
         hours=check.local(h.hours, f"{path}.hours"),
         website=h.website or "",
         urgent=h.urgent,
+        about=check.local(h.about, f"{path}.about"),
     )
 
 

@@ -130,6 +130,15 @@ class Text:
 _LTR_RUN = re.compile(r"(?<![\w/{+\u2068])(/[a-z][a-z_]*|\+?\d(?:[\d ]*\d)?)(?![\w}\u2069])")
 
 
+# A Latin word that ends in a neutral sign ("LGBT+"): in right-to-left text the sign would
+# move to the other side ("+LGBT") unless the word is isolated.
+_LATIN_SIGNED = re.compile(r"(?<![\w\u2068])([A-Za-z][A-Za-z0-9]*[+#*]+)(?![\w\u2069])")
+
+
+def isolate_signed_words(text: str) -> str:
+    return _LATIN_SIGNED.sub(lambda m: f"{FSI}{m.group(1)}{PDI}", text)
+
+
 def isolate_ltr_runs(text: str) -> str:
     """Commands and numbers in a right-to-left sentence, each in a first-strong isolate, so
     that `/status` does not show as `status/` and "999 then 55" keeps its order."""

@@ -40,7 +40,7 @@ def one_language() -> Data:
     data["deployment"]["languages"] = ["en"]
     del data["policy"]["translations"]
     for item in [*data["helplines"], *data["organisations"]]:
-        for key in ("hours", "description", "keeps"):
+        for key in ("hours", "description", "keeps", "about"):
             if key in item:
                 item[key] = item[key]["en"]
     del data["routing"]["by_language"]
@@ -220,6 +220,10 @@ def test_bad_website(url: str) -> None:
 def test_missing_translation_for_an_enabled_language() -> None:
     assert problems(lambda d: d["organisations"][0]["keeps"].pop("ar")) == [
         "organisations[0].keeps has no 'ar' text"
+    ]
+    # who a helpline is for, too: never English on a screen in another language
+    assert problems(lambda d: d["helplines"][1]["about"].pop("ar")) == [
+        "helplines[1].about has no 'ar' text"
     ]
     assert problems(lambda d: d["helplines"][1]["hours"].pop("pl")) == [
         "helplines[1].hours has no 'pl' text"
