@@ -17,6 +17,10 @@ commits and its turns run again one at a time, so the rules below hold per turn 
    plainly that it was NOT sent.
 3. Quick exit drops every reply still waiting for that chat and queues one quick-exit item
    ahead of everything else; the outbox delivers it (and retries it after a crash).
+4. Outreach counters go up in the turn's transaction: `started` once for a new conversation
+   (no live state before the turn), under NO_CAMPAIGN and the language it ended the turn in,
+   unless a live campaign link counted the start for its campaign; `requested` for every
+   stored request. A repeated /start of a live conversation is not a new one.
 Nothing here logs message text, answers or ids: only step names and counts.
 """
 
@@ -25,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -62,7 +66,7 @@ from storage.db import transaction
 from storage.dialect import checkpoint
 from storage.drafts import open_json, person_draft_key, seal_json
 from storage.identity import keyed_hash
-from storage.models import OutboxItem
+from storage.models import NO_CAMPAIGN, OutboxItem
 from storage.requests import NewRequest, reference_hash, store_request
 from storage.signing import SigningKey, generate_signing_key
 
@@ -148,6 +152,11 @@ class _TurnState:
     quick_exit: bool = False
     forget: bool = False
     stored: bool = False
+    # What this turn counts (storage/outreach.py), added up at the end of the transaction.
+    counts: list[tuple[str, str, outreach.Counter]] = field(default_factory=list)
+    # A live campaign link counted this turn's start (so the new conversation is not
+    # counted again under NO_CAMPAIGN).
+    campaign_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -428,8 +437,11 @@ class ConversationService:
         messages: list[tuple[str, int]] = []
         outgoing: list[list[tuple[delivery.Outgoing, Queued]]] = []
         done: list[tuple[_Work, _TurnState, tuple[Reply, ...], tuple[int, ...]]] = []
+        # Every counter the turns move, added up: one upsert per row, in one order, at the end.
+        counted: Counter[tuple[str, str, outreach.Counter]] = Counter()
         for w in work:
-            state = states.get(w.chat_key) or initial_state(self.ctx.flow)
+            known = states.get(w.chat_key)
+            state = known or initial_state(self.ctx.flow)
             outcome = step(self.ctx, state, w.event)
             if log.isEnabledFor(logging.INFO):
                 log.info(
@@ -458,6 +470,12 @@ class ConversationService:
                 await queries.delete_conversation(session, w.chat_key)
             else:
                 saves.append((w.chat_key, acc.state))
+                if known is None and not acc.campaign_start:
+                    # A new conversation (no live state before this turn), by no campaign
+                    # link, in the language it ended the turn in.
+                    language = acc.state.language or self.ctx.deployment.default_language
+                    acc.counts.append((NO_CAMPAIGN, language, "started"))
+            counted.update(acc.counts)
             replies = coalesce(tuple(acc.replies))
             if w.deliver_to is not None:
                 lane = LANE_URGENT if acc.state.step in self._urgent_steps else LANE_NORMAL
@@ -471,6 +489,10 @@ class ConversationService:
             done.append((w, acc, replies, delete_ids))
         await queries.remember_many(session, messages, now)
         await conversations.save_many(session, saves, now, draft_keys, self.lifetimes)
+        for (campaign, language, counter), count in sorted(counted.items()):
+            # In the turns' transaction: a crash never counts without its turn. Sorted, so
+            # two batches never take the same counter rows in opposite orders (PostgreSQL).
+            await outreach.add_one(session, campaign, language, counter, now, by=count)
         queued = await self._queue(session, outgoing, now)
         return [
             TurnResult(
@@ -540,7 +562,8 @@ class ConversationService:
         if isinstance(effect, OpenCampaign):
             active = await outreach.is_active(session, effect.code)
             if active:
-                await outreach.add_one(session, effect.code, effect.language, "started", now)
+                acc.counts.append((effect.code, effect.language, "started"))
+                acc.campaign_start = True
             # Neither the payload nor the code is logged.
             log.info("outreach start counted=%s", active)
             return CampaignChecked(effect.code, effect.language, active, effect.language_hint)
@@ -570,6 +593,7 @@ class ConversationService:
                     language=effect.language,
                     urgent=effect.urgent,
                     organisation=org.id,
+                    campaign=effect.campaign,
                 ),
                 owner_key=self.owner_key(channel, user_id),
                 lookup_key=self.secrets.lookup_key,
@@ -579,10 +603,10 @@ class ConversationService:
                 signer=self.secrets.signing_key,
                 pinned=deployment.key_pins(org.id),
             )
-            if effect.campaign is not None:
-                # Her start was counted (the campaign was live then; retiring it since does not
-                # undo that). In the request's transaction: counted if and only if it is stored.
-                await outreach.add_one(session, effect.campaign, effect.language, "requested", now)
+            # Every request, under her campaign (her start was counted there: the campaign was
+            # live then; retiring it since does not undo that) or NO_CAMPAIGN. Added up at the
+            # end of the request's transaction: counted if and only if it is stored.
+            acc.counts.append((effect.campaign or NO_CAMPAIGN, effect.language, "requested"))
         except Exception as exc:
             # The transaction may be unusable now: roll all of it back and run the turn again,
             # telling the person it was NOT sent.

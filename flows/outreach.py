@@ -7,7 +7,7 @@ Telegram passes a start payload of at most 64 characters of `[A-Za-z0-9_-]`. A c
 is opaque: random letters and digits (`bot/outreach.py` makes them), never a place name or
 anything that tells an onlooker who the link was for. A language is a deployment code, with
 `_` allowed (`zh_Hant`, `fa_AF`). A bare language code (`pl`) is not a campaign link: it
-keeps opening that language, uncounted (`flows/transitions.py:_started`).
+keeps opening that language, counted for no campaign (`flows/transitions.py:_started`).
 
 Pure functions: whether a code is a live campaign is the edges' question (`OpenCampaign`).
 """
@@ -72,6 +72,28 @@ def iso_week(day: dt.date | dt.datetime) -> str:
     """The ISO week a moment falls in, "YYYY-Www": the finest time a counter keeps."""
     year, week, _ = day.isocalendar()
     return f"{year:04d}-W{week:02d}"
+
+
+# How long a request waited to be picked up, in coarse buckets (storage.models.PickupTime):
+# (key, the wait it is under; None for the last). The one place these are defined.
+PICKUP_BUCKETS: tuple[tuple[str, dt.timedelta | None], ...] = (
+    ("<1h", dt.timedelta(hours=1)),
+    ("1-4h", dt.timedelta(hours=4)),
+    ("4-24h", dt.timedelta(hours=24)),
+    ("1-3d", dt.timedelta(days=3)),
+    ("3-7d", dt.timedelta(days=7)),
+    (">7d", None),
+)
+BUCKET_KEYS: tuple[str, ...] = tuple(key for key, _ in PICKUP_BUCKETS)
+
+
+def pickup_bucket(waited: dt.timedelta) -> str:
+    """The bucket of a wait: "<1h" under an hour, "1-4h" from 1 hour to under 4, ...; a wait
+    below zero (a clock set back) is "<1h"."""
+    for key, under in PICKUP_BUCKETS:
+        if under is None or waited < under:
+            return key
+    raise AssertionError("the last bucket has no bound")
 
 
 def shown(count: int) -> str:

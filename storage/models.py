@@ -393,6 +393,9 @@ class OutreachCount(Base):
 
 # The campaign of a count that came in by no outreach link (codes are letters and digits).
 NO_CAMPAIGN = "-"
+# The campaign of a portal count (picked up, closed, an outcome) whose sealed request could
+# not be opened at that moment, so its campaign is not known: never guessed.
+UNKNOWN_CAMPAIGN = "?"
 
 
 class OutcomeCount(Base):

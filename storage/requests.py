@@ -7,6 +7,12 @@ id, and is signed with the server's signing key (`storage.sealing`, version 2), 
 (`open_request`) says whether the bot wrote it and which cleartext column was changed since.
 Status is not bound: it changes as the request is worked on.
 
+The outreach campaign she came by (or null: none) travels only inside the sealed payload,
+never in a clear column: the portal reads it when it counts a pick-up or an outcome, and no
+table ever links a count to a request. Payloads sealed before this have no "campaign" key
+(`OpenedRequest.campaign_sealed` is False); the format stays v1 because the key is only added
+and every reader looks its keys up by name.
+
 The key it is sealed to is chosen among the pinned ones (`storage.org_keys`).
 """
 
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.kinds import RequestStatus
+from flows.outreach import is_code
 from storage import org_keys, queries
 from storage.dialect import aware
 from storage.errors import SealingError
@@ -49,6 +56,8 @@ class NewRequest:
     language: str
     urgent: bool
     organisation: str
+    # The outreach campaign she came in by (a code), None for none: sealed, never in clear.
+    campaign: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ def payload(request: NewRequest, request_id: str, created_at: dt.datetime) -> by
         "language": request.language,
         "urgent": request.urgent,
         "answers": dict(request.answers),
+        "campaign": request.campaign,
     }
     return json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()
 
@@ -157,6 +167,10 @@ class OpenedRequest:
     answers: Mapping[str, str] = field(repr=False)
     sealed: Mapping[str, object]
     verdict: Verdict
+    # The campaign sealed with it: None for none, and for a request sealed before campaigns
+    # were (then `campaign_sealed` is False: whether it came by one is not known).
+    campaign: str | None = field(default=None, repr=False)
+    campaign_sealed: bool = False
 
 
 def row_context(row: ContactRequest) -> SealContext:
@@ -201,7 +215,17 @@ def open_request(
     # The payload repeats the metadata: for a version-1 envelope, which bound only its
     # placement, this is where a changed language or urgent shows.
     verdict = opened.verdict.with_altered(_payload_differences(sealed, context, row.id))
-    return OpenedRequest(row.id, {str(k): str(v) for k, v in answers.items()}, sealed, verdict)
+    # Anything but null or a campaign code (the bot writes no other) says nothing we can use.
+    campaign = doc.get("campaign")
+    readable = campaign is None or (isinstance(campaign, str) and is_code(campaign))
+    return OpenedRequest(
+        row.id,
+        {str(k): str(v) for k, v in answers.items()},
+        sealed,
+        verdict,
+        campaign=campaign if readable and isinstance(campaign, str) else None,
+        campaign_sealed="campaign" in doc and readable,
+    )
 
 
 def _payload_differences(

@@ -12,6 +12,10 @@ Rules:
    is sealed to the organisation's current pinned key, the one new requests go to, and opened
    with her session's keys. Adding one and reading them are audited, never with their text.
    A withdrawn request has none (withdrawal deletes them).
+5. Counting (storage/outreach.py), in the transaction of the status change: the first opening
+   counts `picked_up` and the wait's bucket; an outcome counts itself, and `closed` when the
+   request becomes closed. The campaign comes from the sealed request, opened with her keys
+   (UNKNOWN_CAMPAIGN when it cannot be opened then); no count row names the request.
 """
 
 from __future__ import annotations
@@ -26,14 +30,15 @@ from bot.portal.accounts import record
 from bot.portal.answers import CLOSE_REASONS, OUTCOMES, Section, call_sheet
 from bot.portal.state import Portal, Viewer
 from flows.kinds import RequestStatus
-from storage import org_keys
+from flows.outreach import pickup_bucket
+from storage import org_keys, outreach
 from storage import portal as q
 from storage.db import transaction
 from storage.dialect import aware
 from storage.errors import SealingError
-from storage.models import Advocate, ContactRequest, RequestWork
-from storage.requests import open_request
-from storage.sealing import Verdict
+from storage.models import NO_CAMPAIGN, UNKNOWN_CAMPAIGN, Advocate, ContactRequest, RequestWork
+from storage.requests import OpenedRequest, open_request
+from storage.sealing import Authenticity, Verdict
 
 
 class NotFound(Exception):
@@ -123,6 +128,7 @@ async def view(portal: Portal, viewer: Viewer, request_id: str) -> RequestPage:
                 await q.claim(session, row.id, advocate.id, now, portal.settings.lease)
                 if await q.mark_picked_up(session, row.id, now):
                     row.status = RequestStatus.PICKED_UP
+                    await _count_pickup(session, row, opened, now)
                     await _audit(
                         session, portal, advocate, "status", now, row.id, RequestStatus.PICKED_UP
                     )
@@ -232,6 +238,8 @@ async def reassign(portal: Portal, viewer: Viewer, request_id: str, to: str) -> 
             raise NotFound
         if not advocate.is_admin or target is None or target.organisation != advocate.organisation:
             return False
+        if target.role != q.ROLE_ADVOCATE:
+            return False  # an outreach account never holds a request (nor its key)
         if row.status not in _WORKABLE:
             return False
         await q.claim(session, request_id, to, now, portal.settings.lease, take_over=True)
@@ -263,6 +271,9 @@ async def record_outcome(
         )
         if not kept:
             return False
+        campaign = _campaign_of(_opened_for_count(portal, viewer, row))
+        key = outreach.outcome_key(outcome, reason)
+        await outreach.add_outcome(session, campaign, row.language, key, now)
         await _audit(
             session,
             portal,
@@ -273,8 +284,42 @@ async def record_outcome(
             outcome if outcome != "closed" else f"closed:{reason}",
         )
         if outcome == "closed" and await q.mark_closed(session, request_id, now):
+            await outreach.add_one(session, campaign, row.language, "closed", now)
             await _audit(session, portal, advocate, "status", now, request_id, RequestStatus.CLOSED)
     return True
+
+
+# ---- counting (no count names the request) ----------------------------------------------------
+
+
+def _opened_for_count(portal: Portal, viewer: Viewer, row: ContactRequest) -> OpenedRequest | None:
+    """The request opened with her session's keys, only to read its campaign; None when it
+    cannot be opened now (no keys unlocked, another key, does not open)."""
+    if not viewer.keys:
+        return None
+    try:
+        return open_request(row, viewer.keys.values(), portal.verify_keys)
+    except SealingError:
+        return None
+
+
+def _campaign_of(opened: OpenedRequest | None) -> str:
+    """The campaign to count under: the sealed one (NO_CAMPAIGN for none), or UNKNOWN_CAMPAIGN
+    when it cannot be read now, was sealed before campaigns were, or the bot did not write
+    it (forged, unsigned): never a guess."""
+    if opened is None or not opened.campaign_sealed:
+        return UNKNOWN_CAMPAIGN
+    if opened.verdict.authenticity not in (Authenticity.GENUINE, Authenticity.ALTERED):
+        return UNKNOWN_CAMPAIGN
+    return opened.campaign or NO_CAMPAIGN
+
+
+async def _count_pickup(
+    session: AsyncSession, row: ContactRequest, opened: OpenedRequest, now: dt.datetime
+) -> None:
+    waited = now - aware(row.created_at)
+    await outreach.add_one(session, _campaign_of(opened), row.language, "picked_up", now)
+    await outreach.add_pickup_time(session, row.language, pickup_bucket(waited), now)
 
 
 def note_problem(text: str) -> str | None:

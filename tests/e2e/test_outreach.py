@@ -1,7 +1,8 @@
 """Outreach links through the Telegram path: a payload printed by `safebot outreach link`
 opens the bot in its language and is counted; malformed, over-long, unknown and retired ones
-start normally in the phone's language and count nothing; a request after a campaign start
-counts `requested`; and the payload is found in no file the program wrote."""
+start normally in the phone's language and count for no campaign (only as conversations with
+none, "-"); a request after a campaign start counts `requested`; and the payload is found in
+no file the program wrote."""
 
 from __future__ import annotations
 
@@ -69,7 +70,13 @@ async def test_a_link_opens_its_language_and_is_counted(
         # The same screen as the bare-language start, though her phone says English.
         expected = await first_screen(emulator.user(4100 + n), lang)
         assert await first_screen(emulator.user(4200 + n, language_code="en"), payload) == expected
-    assert counts(data_dir) == [(code, "pl", 1, 0), (code, "ur", 1, 0)]
+    # The bare-language starts are conversations by no campaign; the links count for theirs.
+    assert counts(data_dir) == [
+        ("-", "pl", 1, 0),
+        ("-", "ur", 1, 0),
+        (code, "pl", 1, 0),
+        (code, "ur", 1, 0),
+    ]
 
 
 async def test_malformed_over_long_unknown_and_retired_start_normally_uncounted(
@@ -92,7 +99,8 @@ async def test_malformed_over_long_unknown_and_retired_start_normally_uncounted(
     for n, payload in enumerate(bad):
         user = emulator.user(4310 + n, language_code="ar")
         assert await first_screen(user, payload) == phone, payload
-    assert counts(data_dir) == []
+    # Eight new conversations, none for a campaign.
+    assert counts(data_dir) == [("-", "ar", 1 + len(bad), 0)]
 
 
 async def test_a_request_after_a_campaign_start_counts_requested(

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
+from bot.config import ConfigError, bundled_deployment_path, load_settings
+from bot.outreach import campaign_link, campaign_links
 from flows import Started
 from flows.outreach import encode
 from storage import outreach
@@ -106,7 +109,9 @@ async def test_starts_and_a_request_are_counted_and_nothing_else_is_kept(
     this_week = iso_week(service.clock())
     started = [(live, "en", this_week, 1, 0, 0, 0), (live, "pl", this_week, 2, 0, 0, 0)]
     assert await count_rows(db) == started
-    # Retired, unknown and malformed links start normally, in the phone's language, uncounted.
+    # Retired, unknown and malformed links start normally, in the phone's language, not for
+    # any campaign: her conversation is counted once, under no campaign ("-"), and starting
+    # it again is not a new conversation.
     for payload in (encode(retired, "pl"), encode("Zz9Zz9Zz", "pl"), link + "x", link * 3):
         await third.send(Started(payload, "ar"))
     async with db.sessions() as session:
@@ -114,26 +119,33 @@ async def test_starts_and_a_request_are_counted_and_nothing_else_is_kept(
         assert row is not None and row.language == "ar" and row.draft is None
         mine = await session.get(Conversation, other.chat_key)
         assert mine is not None and mine.language == "pl" and mine.draft is not None
-    assert await count_rows(db) == started
+    no_campaign = ("-", "ar", this_week, 1, 0, 0, 0)
+    assert await count_rows(db) == [no_campaign, *started]
 
     # She sends a request after her campaign start: counted once, and the campaign goes.
     await fill_form(her)
     await her.press("✅ Send")
     assert await count_rows(db) == [
+        no_campaign,
         (live, "en", this_week, 1, 1, 0, 0),
         (live, "pl", this_week, 2, 0, 0, 0),
     ]
     await her.send(Started("", "en"))
     await fill_form(her)
-    await her.press("✅ Send")  # a second request, no longer from the campaign
-    assert (await count_rows(db))[0] == (live, "en", this_week, 1, 1, 0, 0)
+    await her.press("✅ Send")  # a second request, no longer from the campaign: under "-"
+    assert await count_rows(db) == [
+        no_campaign,
+        ("-", "en", this_week, 0, 1, 0, 0),
+        (live, "en", this_week, 1, 1, 0, 0),
+        (live, "pl", this_week, 2, 0, 0, 0),
+    ]
 
     async with db.sessions() as session:
         cells = await all_values(session)
         campaigns = (await session.scalars(select(Campaign))).all()
         counters = (await session.scalars(select(OutreachCount))).all()
     # Only the counters and the codes: no chat key, owner key or payload anywhere near them.
-    assert {c.code for c in campaigns} == {live, retired} and len(counters) == 2
+    assert {c.code for c in campaigns} == {live, retired} and len(counters) == 4
     assert cells_containing(cells, link) == []
     for key in (her.chat_key, other.chat_key, third.chat_key, fourth.chat_key):
         outreach_cells = [
@@ -146,3 +158,32 @@ async def test_starts_and_a_request_are_counted_and_nothing_else_is_kept(
         clear == []
         and cells_containing([(t, c, v) for t, c, v in cells if t == "conversations"], live) == []
     )
+
+
+async def test_campaign_links_are_the_links_of_live_campaigns(db: Database) -> None:
+    """`bot.outreach.campaign_links`, which `safebot outreach link` and `poster` both use."""
+    env = {
+        "DATABASE_URL": db.url,
+        "SAFEBOT_CONFIG": str(bundled_deployment_path()),
+        "SAFEBOT_BOT_USERNAME": "eastshire_help_bot",
+    }
+    settings = load_settings(env)
+    live, retired = await new_campaign(db), await new_campaign(db)
+    async with transaction(db.sessions) as session:
+        await outreach.retire(session, retired, AT)
+    start = "https://t.me/eastshire_help_bot?start="
+    assert await campaign_links(settings, live, ["pl", "zh_Hant"]) == {
+        "pl": f"{start}{encode(live, 'pl')}",
+        "zh_Hant": f"{start}{encode(live, 'zh_Hant')}",
+    }
+    assert await campaign_link(settings, live, "ur") == f"{start}c-{live}-ur"
+    refusals = {
+        (retired, "pl"): "is retired",
+        ("Zz9Zz9Zz", "pl"): "no campaign 'Zz9Zz9Zz'",
+        (live, "de"): "'de' is not an enabled language",
+    }
+    for (code, language), words in refusals.items():
+        with pytest.raises(ConfigError, match=words):
+            await campaign_link(settings, code, language)
+    with pytest.raises(ConfigError, match="SAFEBOT_BOT_USERNAME"):
+        await campaign_link(load_settings({**env, "SAFEBOT_BOT_USERNAME": ""}), live, "pl")

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from bot.portal.work import sweep
 from storage import audit, queries
 from storage.db import transaction
-from storage.models import ContactRequest
+from storage.models import ContactRequest, RequestWork
 from tests.integration.portal_support import (
     OTHER_ORG,
     Account,
@@ -161,6 +161,31 @@ async def test_claims_leases_and_reassignment(harness: PortalHarness) -> None:
         ]
     for action in ("claim", "lease_expired", "reassign", "release", "view", "grant"):
         assert action in actions, action
+
+
+async def test_a_request_is_never_handed_to_an_outreach_account(harness: PortalHarness) -> None:
+    stored = await harness.submit(ANSWERS)
+    url = f"/portal/requests/{stored.request_id}"
+    async with transaction(harness.db.sessions) as session:
+        from storage.portal import ROLE_OUTREACH, add_advocate
+
+        outreach = await add_advocate(
+            session,
+            organisation="eastshire-hub",
+            name="Olu",
+            is_admin=False,
+            now=harness.clock(),
+            role=ROLE_OUTREACH,
+        )
+        outreach.set_up_at = harness.clock()  # a live account: set up, not removed
+    async with harness.client() as admin:
+        await _admin(harness, admin)
+        assert await post_form(admin, url, f"{url}/claim") == 303
+        assert await post_form(admin, url, f"{url}/reassign", to=outreach.id) == 303
+        assert "Their message" in await (await admin.get(url)).text()  # still hers
+    async with transaction(harness.db.sessions) as session:
+        work_row = await session.get(RequestWork, stored.request_id)
+        assert work_row is not None and work_row.holder_id != outreach.id
 
 
 async def test_outcomes_and_closing_reach_the_victims_status(harness: PortalHarness) -> None:

@@ -46,9 +46,7 @@ def completions(cells: list[list[int]]) -> list[list[list[int]]]:
     result = protect(cells)
     table = with_totals(cells)
     hidden = sorted(result.hidden)
-    ranges = [
-        range(1, 10) if pos in result.primary else [0, *range(10, 31)] for pos in hidden
-    ]
+    ranges = [range(1, 10) if pos in result.primary else [0, *range(10, 31)] for pos in hidden]
     found = []
     for values in itertools.product(*ranges):
         guess = [row[:] for row in table]
