@@ -19,7 +19,9 @@ strings and the deployment, the check finds:
   questions' options, the summary labels (the change list's buttons), the emergency screen's
   title (the "I need help now" button after unexpected input) and the interface strings
   `flows.render` puts on buttons (LABEL_STRINGS). Also a command description over Telegram's
-  256 characters and a profile text over its limit (`flows.definition.PROFILE_LIMITS`);
+  256 characters, a profile text over its limit (`flows.definition.PROFILE_LIMITS`) and an
+  outreach poster's word over its limit (`flows.definition.POSTER_LIMITS`: every size of
+  poster, the card included, has room for it);
 - a screen over the screen-length rule (`flows.replies.READABLE_CHARS`, 600 visible
   characters) or over Telegram's 4096 (UTF-16 units of the visible text), rendered with
   `flows.render` in each enabled language (and in each language asked for with `--lang`);
@@ -75,7 +77,7 @@ from babel.messages.pofile import read_po, unescape
 from bot.config import ConfigError, Settings, read_deployment_file
 from flows import form, render
 from flows.context import Context
-from flows.definition import PROFILE_LIMITS, Flow, Step, load_flow
+from flows.definition import POSTER_LIMITS, PROFILE_LIMITS, Flow, Step, load_flow
 from flows.deployment import Deployment, parse_deployment
 from flows.errors import FlowError
 from flows.i18n import Catalogs, bundled_locales_dir, compile_catalog, native_name
@@ -494,8 +496,8 @@ def button_labels(flow: Flow) -> dict[str, int]:
 
 
 def length_problems(language: str, flow: Flow, shown: Mapping[str, str]) -> list[Problem]:
-    """Button labels, command descriptions and profile texts over their limits, as `shown`
-    (msgid -> what the engine shows; a msgid not in it shows in English)."""
+    """Button labels, command descriptions, profile texts and poster words over their limits,
+    as `shown` (msgid -> what the engine shows; a msgid not in it shows in English)."""
     problems = []
     for msgid, extra in button_labels(flow).items():
         if msgid not in shown:
@@ -513,6 +515,11 @@ def length_problems(language: str, flow: Flow, shown: Mapping[str, str]) -> list
         limit = PROFILE_LIMITS.get(name, 0)
         if msgid in shown and (n := len(shown[msgid])) > limit:
             what = f"profile {name} over {limit} characters ({n})"
+            problems.append(Problem(language, what, shorten(msgid)))
+    for name, msgid in flow.poster.items():
+        limit = POSTER_LIMITS.get(name, 0)
+        if msgid in shown and (n := len(shown[msgid])) > limit:
+            what = f"poster {name} over {limit} characters ({n})"
             problems.append(Problem(language, what, shorten(msgid)))
     return problems
 

@@ -53,7 +53,7 @@ checked = 2026-11-01
 id = "test-hub"
 name = "Test Hub"
 description = "Independent advice."
-phone = "020 7946 0000"
+phone = "0808 2000 247"
 receives_requests = true
 contact_within_days = 2
 keeps = "Notes of the contact, for 6 years."
@@ -428,6 +428,21 @@ def test_outreach_commands_need_a_database(home: Path) -> None:
     )
     fails_in_one_line(result, "no database at")
     no_database(home)
+
+
+def test_outreach_poster_needs_a_database_and_refuses_in_one_line(home: Path) -> None:
+    # (More of its refusals, and posters made, in tests/integration/test_poster.py.)
+    poster = ["outreach", "poster", "--campaign", "Ab3dE6gH", "--lang", "en", "--format", "pdf"]
+    result = safebot(home, *poster, SAFEBOT_BOT_USERNAME="test_bot")
+    fails_in_one_line(result, "no database at")
+    assert result.code == 1
+    result = safebot(home, *poster)
+    fails_in_one_line(result, "SAFEBOT_BOT_USERNAME")
+    assert result.code == 1
+    both = safebot(home, *poster[:4], "--lang", "en", "--all-languages", "--format", "pdf")
+    assert both.code == 2 and "not allowed with argument" in both.err  # argparse's own usage
+    no_database(home)
+    assert not list(home.glob("poster-*"))
 
 
 def test_outreach_link_refusals(home: Path) -> None:
