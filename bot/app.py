@@ -194,6 +194,7 @@ def build_portal_state(core: Core) -> Portal:
         flow=core.ctx.flow,
         deployment=core.ctx.deployment,
         verify_keys=trusted_signers(core.ctx.deployment, core.service.secrets.signing_key),
+        catalogs=core.ctx.catalogs,
     )
 
 

@@ -41,15 +41,36 @@ def _rows(result: object) -> int:
 
 # ---- accounts ---------------------------------------------------------------------------------
 
+# Advocate.role: "advocate" works requests (an admin is an advocate with is_admin); "outreach"
+# sees campaigns and their suppressed counts only, and never holds a key grant.
+ROLE_ADVOCATE = "advocate"
+ROLE_OUTREACH = "outreach"
+ROLES = (ROLE_ADVOCATE, ROLE_OUTREACH)
+
+
+class GrantRefused(ValueError):
+    """A key grant for someone who may not hold one (an outreach account, or no one)."""
+
 
 async def add_advocate(
-    session: AsyncSession, *, organisation: str, name: str, is_admin: bool, now: dt.datetime
+    session: AsyncSession,
+    *,
+    organisation: str,
+    name: str,
+    is_admin: bool,
+    now: dt.datetime,
+    role: str = ROLE_ADVOCATE,
 ) -> Advocate:
+    if role not in ROLES:
+        raise ValueError(f"not a role: {role!r}")
+    if role == ROLE_OUTREACH and is_admin:
+        raise ValueError("an outreach account cannot be an admin")
     advocate = Advocate(
         id=secrets.token_hex(8),
         organisation=organisation,
         display_name=name,
         is_admin=is_admin,
+        role=role,
         totp_last_step=0,
         created_at=now,
     )
@@ -366,7 +387,16 @@ async def grants_of(session: AsyncSession, advocate_id: str) -> Sequence[KeyGran
 
 
 async def add_grant(session: AsyncSession, grant: KeyGrant) -> None:
-    """Add a grant; one that exists already for that advocate and key is kept."""
+    """Add a grant; one that exists already for that advocate and key is kept. GrantRefused
+    for an outreach account (or an advocate who is not there): whatever the caller checked,
+    an organisation key is never sealed to one here."""
+    role = await session.scalar(
+        select(Advocate.role)
+        .where(Advocate.id == grant.advocate_id)
+        .execution_options(populate_existing=True)
+    )
+    if role != ROLE_ADVOCATE:
+        raise GrantRefused(f"no key grant for a {role or 'missing'} account")
     await session.execute(
         insert_or_ignore(session, KeyGrant),
         [

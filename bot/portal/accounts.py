@@ -77,12 +77,14 @@ async def invite(
     is_admin: bool,
     now: dt.datetime,
     actor: str | None = None,
+    role: str = q.ROLE_ADVOCATE,
 ) -> tuple[Advocate, str]:
-    """A new advocate and her one-time set-up link (the only time the token exists)."""
+    """A new advocate (or outreach worker: `role`) and her one-time set-up link (the only
+    time the token exists). ValueError for an unknown role or an outreach admin."""
     link = crypto.token()
     async with transaction(sessions) as session:
         advocate = await q.add_advocate(
-            session, organisation=organisation, name=name, is_admin=is_admin, now=now
+            session, organisation=organisation, name=name, is_admin=is_admin, now=now, role=role
         )
         await q.add_setup_link(
             session, advocate.id, crypto.token_hash(link), now, settings.setup_link_lifetime
@@ -95,7 +97,7 @@ async def invite(
             organisation=organisation,
             actor=actor,
             subject=advocate.id,
-            detail="admin" if is_admin else None,
+            detail="admin" if is_admin else (role if role != q.ROLE_ADVOCATE else None),
         )
     return advocate, settings.setup_url(link)
 
@@ -248,6 +250,7 @@ class LoginResult:
     advocate_id: str | None = None
     keys: Sequence[RecipientPrivateKey] = field(default_factory=tuple)
     throttled_until: dt.datetime | None = None
+    role: str = q.ROLE_ADVOCATE
 
     @property
     def ok(self) -> bool:
@@ -327,7 +330,9 @@ async def login(
             actor=advocate.id,
             detail="unlocked" if keys else "no_key",
         )
-    return LoginResult(session_token=session_token, advocate_id=advocate.id, keys=keys)
+    return LoginResult(
+        session_token=session_token, advocate_id=advocate.id, keys=keys, role=advocate.role
+    )
 
 
 async def _second_factor(
@@ -361,8 +366,14 @@ async def _open_grants(
     personal: RecipientPrivateKey,
     pins: frozenset[str] | None,
 ) -> list[RecipientPrivateKey]:
+    grants = await q.grants_of(session, advocate.id)
+    if advocate.role != q.ROLE_ADVOCATE:
+        # An outreach account never holds a key: a grant row for one was not made here.
+        if grants:
+            log.error("portal login: key grants for an outreach account ignored")
+        return []
     keys = []
-    for grant in await q.grants_of(session, advocate.id):
+    for grant in grants:
         registered = await q.organisation_key(session, grant.key_id)
         if not _allowed(registered, advocate.organisation, pins):
             log.warning("portal login: a key grant names a key that is not allowed")
@@ -422,6 +433,8 @@ async def unlock_with_identity(
             )
         try:
             await _grant(session, secrets, key, advocate, granted_by=advocate.id, now=now)
+        except q.GrantRefused:
+            raise IdentityRefused("an outreach account never holds the organisation key") from None
         except KeyRefused:
             raise IdentityRefused(
                 "your own key was changed in the database; tell the operator"
@@ -464,6 +477,9 @@ async def _grant(
     granted_by: str,
     now: dt.datetime,
 ) -> None:
+    if to.role != q.ROLE_ADVOCATE:
+        log.error("portal: refused to grant a key to an outreach account")
+        raise q.GrantRefused("no key grant for an outreach account")
     if not _key_is_hers(secrets, to):
         log.error("portal: refused to grant to an advocate key that was changed in the database")
         raise KeyRefused
@@ -497,12 +513,16 @@ async def grant_access(
     now: dt.datetime,
 ) -> bool:
     """An admin's unlocked session seals the organisation keys it holds to a colleague's
-    personal public key. False if she is not an active, set-up colleague."""
-    if not keys:
-        return False
+    personal public key. False if she is not an active, set-up colleague (or the session
+    holds no key); q.GrantRefused if she is an outreach worker, who never gets access."""
     async with transaction(sessions) as session:
         target = await q.active_advocate(session, advocate_id)
         if target is None or target.organisation != admin.organisation or not target.public_key:
+            return False
+        if target.role != q.ROLE_ADVOCATE:
+            log.warning("portal: refused to grant access to an outreach account")
+            raise q.GrantRefused("no key grant for an outreach account")
+        if not keys:
             return False
         if not _key_is_hers(secrets, target):
             log.error("portal: refused to grant to an advocate key changed in the database")
@@ -572,6 +592,8 @@ async def rotate_key(
         for advocate in await q.list_advocates(session, organisation):
             if advocate.set_up_at is None or not advocate.public_key:
                 continue  # invited only: an admin grants access after she sets up
+            if advocate.role != q.ROLE_ADVOCATE:
+                continue  # an outreach account never holds a key
             if advocate.id not in with_access:
                 left_out.append(advocate)
             elif not _key_is_hers(secrets, advocate):

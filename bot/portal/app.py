@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot.portal import i18n, views_admin, views_auth, views_work
+from bot.portal import i18n, views_admin, views_auth, views_outreach, views_work
 from bot.portal.config import PORTAL_PATH
 from bot.portal.guard import guard
 from bot.portal.i18n import _, ngettext
@@ -36,7 +36,7 @@ def build_portal(portal: Portal, *, sweep_seconds: float = SWEEP_SECONDS) -> web
         autoescape=True,
     )
     env.globals.update(_=_, ngettext=ngettext, base=PORTAL_PATH)
-    for table in (views_auth.routes, views_work.routes, views_admin.routes):
+    for table in (views_auth.routes, views_work.routes, views_admin.routes, views_outreach.routes):
         app.add_routes(table)
     app.router.add_static("/static/", HERE / "static", append_version=False)
     app.cleanup_ctx.append(_sweeper(portal, sweep_seconds))

@@ -1,6 +1,7 @@
 """`safebot advocates ...` and `safebot audit verify` (registered by bot/cli.py).
 
-safebot advocates add --org ORG --name NAME [--admin]   prints a one-time set-up link
+safebot advocates add --org ORG --name NAME [--admin | --role outreach]
+                                                        prints a one-time set-up link
 safebot advocates list [--org ORG]
 safebot advocates remove ID                             sessions and wrapped key go at once
 safebot audit verify                                    checks the audit chain; one line
@@ -36,6 +37,13 @@ def add_commands(sub: Any, command: Command, epilog: str) -> None:
     add.add_argument("--org", required=True)
     add.add_argument("--name", required=True)
     add.add_argument("--admin", action="store_true", help="an admin of the organisation")
+    add.add_argument(
+        "--role",
+        choices=("advocate", "outreach"),
+        default="advocate",
+        help="outreach: an outreach worker, who sees campaigns and their counts only (never a "
+        "request, a key, the team or the audit log)",
+    )
     listed = command(advocates, "list", "list advocates", _list, epilog)
     listed.add_argument("--org")
     remove = command(
@@ -77,6 +85,8 @@ async def _add(args: argparse.Namespace, settings: Settings) -> int:
     name = args.name.strip()
     if not name or len(name) > 120:
         raise ConfigError("--name must be 1 to 120 characters")
+    if args.admin and args.role == "outreach":
+        raise ConfigError("an outreach worker cannot be an admin: give --admin or --role outreach")
     portal_settings = load_portal_settings(settings)
     async with _database(settings) as sessions:
         advocate, link = await invite(
@@ -87,9 +97,10 @@ async def _add(args: argparse.Namespace, settings: Settings) -> int:
             name=name,
             is_admin=args.admin,
             now=_now(),
+            role=args.role,
         )
     hours = int(portal_settings.setup_link_lifetime.total_seconds() // 3600)
-    role = "admin" if args.admin else "advocate"
+    role = "admin" if args.admin else args.role
     print(f"{role} {advocate.id} added to {args.org}")
     print(f"one-time set-up link (works once, for {hours} hours); give it by a safe route:")
     print(link)
@@ -105,7 +116,7 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
         granted = {a.id for a in rows if a.id in await q.granted_advocates(session, a.organisation)}
     print(f"{'id':<17} {'organisation':<24} {'role':<9} {'account':<8} {'access':<7} name")
     for a in rows:
-        role = "admin" if a.is_admin else "advocate"
+        role = "outreach" if a.role == "outreach" else "admin" if a.is_admin else "advocate"
         account = "set up" if a.set_up_at else "invited"
         access = "yes" if a.id in granted else "no"
         print(

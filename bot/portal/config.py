@@ -6,6 +6,8 @@ SAFEBOT_PORTAL_IDLE_MINUTES   a session ends after this long without a request (
 SAFEBOT_PORTAL_SESSION_HOURS  and after this long in any case (8)
 SAFEBOT_PORTAL_LEASE_MINUTES  a claim with no recorded action is released after this (30)
 SAFEBOT_PORTAL_LANGUAGE       the interface's catalogue in locales/portal (en)
+SAFEBOT_BOT_USERNAME          the bot's @username: the campaign pages' links, QR codes and
+                              posters (https://t.me/USERNAME?start=...); unset, they offer none
 SAFEBOT_PORTAL_KEY            base64 server secret (generated into the data dir): seals TOTP
                               secrets, keys the audit chain, CSRF tokens, hashed codes and
                               the authentication of case notes
@@ -51,6 +53,8 @@ class PortalSettings:
     kdf: KdfParams = field(default_factory=KdfParams)
     password_cost: PasswordCost = field(default_factory=PasswordCost)
     language: str = "en"  # a catalogue in locales/portal (bot/portal/i18n.py)
+    # The bot's @username (bot/config.py checks it), for campaign links; None: not set.
+    bot_username: str | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -58,6 +62,12 @@ class PortalSettings:
 
     def setup_url(self, token: str) -> str:
         return f"{self.public_url}{PORTAL_PATH}/setup/{token}"
+
+    def campaign_link(self, payload: str) -> str | None:
+        """The Telegram link that opens the bot with `payload`; None without a username."""
+        if self.bot_username is None:
+            return None
+        return f"https://t.me/{self.bot_username}?start={payload}"
 
 
 def load_portal_settings(
@@ -78,6 +88,7 @@ def load_portal_settings(
         absolute=dt.timedelta(hours=_int(env, "SAFEBOT_PORTAL_SESSION_HOURS", 8)),
         lease=dt.timedelta(minutes=_int(env, "SAFEBOT_PORTAL_LEASE_MINUTES", 30)),
         language=_portal_language(env.get("SAFEBOT_PORTAL_LANGUAGE") or "en"),
+        bot_username=settings.bot_username,
     )
 
 

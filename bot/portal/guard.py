@@ -98,6 +98,16 @@ def page(request: web.Request, template: str, status: int = 200, **context: obje
     return aiohttp_jinja2.render_template(template, request, context, status=status)
 
 
+class RoleRefused(web.HTTPForbidden):
+    """A page her role does not open: 403, and a page that says so (not the CSRF message).
+    Raised before anything is looked up, so the answer is the same whether or not what the
+    address names exists."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+
 def error_page(request: web.Request, status: int) -> web.Response:
     titles = {
         403: _("This form has expired. Go back, reload the page and try again."),
@@ -129,6 +139,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = error_page(request, 403)
         else:
             response = await handler(request)
+    except RoleRefused as exc:
+        response = page(request, "error.html", status=403, message=exc.message)
     except web.HTTPException as exc:
         if exc.status in (403, 404, 405):
             response = error_page(request, exc.status)
@@ -165,8 +177,29 @@ def need_viewer(request: web.Request) -> Viewer:
     return viewer
 
 
-def need_admin(request: web.Request) -> Viewer:
+def need_advocate(request: web.Request) -> Viewer:
+    """A logged-in advocate or admin: an outreach account is refused (403) before anything
+    about a request, the team or the audit log is read."""
     viewer = need_viewer(request)
-    if not viewer.advocate.is_admin:
+    if viewer.is_outreach:
+        raise RoleRefused(
+            _("This page is for advocates. An outreach account sees the campaigns only.")
+        )
+    return viewer
+
+
+def need_admin(request: web.Request) -> Viewer:
+    viewer = need_advocate(request)
+    if not viewer.is_admin:
         raise web.HTTPNotFound()
+    return viewer
+
+
+def need_campaigns(request: web.Request) -> Viewer:
+    """An outreach worker or an admin. An advocate who is not an admin is refused: she sees
+    the requests, and a campaign's counts beside them could tell her where a person she is
+    helping picked up a link."""
+    viewer = need_viewer(request)
+    if not viewer.sees_campaigns:
+        raise RoleRefused(_("The campaign pages are for outreach workers and admins."))
     return viewer

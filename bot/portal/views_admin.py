@@ -18,6 +18,12 @@ from storage.db import transaction
 
 routes = web.RouteTableDef()
 MAX_IDENTITY_BYTES = 64 * 1024
+# The team form's choice -> (role, is_admin).
+INVITE_ROLES = {
+    "advocate": (q.ROLE_ADVOCATE, False),
+    "admin": (q.ROLE_ADVOCATE, True),
+    "outreach": (q.ROLE_OUTREACH, False),
+}
 
 
 async def _team_page(
@@ -53,16 +59,21 @@ async def add(request: web.Request) -> web.Response:
     form = await request.post()
     name = form_text(form, "name", 120).strip()
     if not name:
-        return await _team_page(request, error=_("Give the new advocate's name."))
+        return await _team_page(request, error=_("Give the new person's name."))
+    choice = INVITE_ROLES.get(form_text(form, "role", 16))
+    if choice is None:
+        return await _team_page(request, error=_("Choose the new person's role."))
+    role, is_admin = choice
     _advocate, link = await accounts.invite(
         portal.sessions,
         portal.settings,
         portal.secrets,
         organisation=viewer.advocate.organisation,
         name=name,
-        is_admin=form_text(form, "admin") == "yes",
+        is_admin=is_admin,
         now=portal.clock(),
         actor=viewer.advocate.id,
+        role=role,
     )
     # Post/redirect/get: the link is shown once, and a reload does not invite again.
     portal.new_links[viewer.session_hash] = (link, name)
@@ -73,14 +84,18 @@ async def add(request: web.Request) -> web.Response:
 async def grant(request: web.Request) -> web.Response:
     viewer = need_admin(request)
     portal = request.app[PORTAL]
-    ok = await accounts.grant_access(
-        portal.sessions,
-        portal.secrets,
-        viewer.advocate,
-        list(viewer.keys.values()),
-        request.match_info["aid"],
-        portal.clock(),
-    )
+    try:
+        ok = await accounts.grant_access(
+            portal.sessions,
+            portal.secrets,
+            viewer.advocate,
+            list(viewer.keys.values()),
+            request.match_info["aid"],
+            portal.clock(),
+        )
+    except q.GrantRefused:
+        message = _("An outreach worker never gets access to the requests.")
+        return await _team_page(request, error=message)
     if not ok:
         message = _("Access was not granted: unlock the organisation key first.")
         return await _team_page(request, error=message)

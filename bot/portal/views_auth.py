@@ -12,6 +12,7 @@ from bot.portal.guard import SESSION_COOKIE, VIEWER, page, redirect, set_cookie
 from bot.portal.i18n import _
 from bot.portal.passphrases import MIN_LENGTH
 from bot.portal.state import PORTAL
+from storage.portal import ROLE_ADVOCATE
 
 routes = web.RouteTableDef()
 
@@ -23,13 +24,15 @@ def form_text(form: object, name: str, limit: int = 1024) -> str:
 
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
-    raise web.HTTPSeeOther(f"{PORTAL_PATH}/inbox")
+    viewer = request.get(VIEWER)
+    raise web.HTTPSeeOther(PORTAL_PATH + (viewer.home if viewer is not None else "/inbox"))
 
 
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.Response:
-    if request.get(VIEWER) is not None:
-        raise web.HTTPSeeOther(f"{PORTAL_PATH}/inbox")
+    viewer = request.get(VIEWER)
+    if viewer is not None:
+        raise web.HTTPSeeOther(PORTAL_PATH + viewer.home)
     return page(request, "login.html")
 
 
@@ -56,7 +59,9 @@ async def login(request: web.Request) -> web.Response:
         message = _("The login name, passphrase or code is wrong.")
         return page(request, "login.html", status=401, error=message)
     portal.keys.put(crypto.token_hash(result.session_token), result.keys)
-    response = redirect(f"{PORTAL_PATH}/inbox")
+    # An outreach worker lands on the campaigns (she never sees the inbox).
+    landing = "/inbox" if result.role == ROLE_ADVOCATE else "/campaigns"
+    response = redirect(PORTAL_PATH + landing)
     set_cookie(response, portal, SESSION_COOKIE, result.session_token)
     return response
 

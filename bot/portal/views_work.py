@@ -9,7 +9,7 @@ from aiohttp import web
 from bot.portal import work
 from bot.portal.answers import CLOSE_REASONS, OUTCOMES, STATUSES
 from bot.portal.config import PORTAL_PATH
-from bot.portal.guard import need_viewer, page
+from bot.portal.guard import need_advocate, page
 from bot.portal.i18n import ngettext
 from bot.portal.state import PORTAL, Viewer
 from bot.portal.views_auth import form_text
@@ -37,7 +37,7 @@ def _request_url(request_id: str) -> str:
 
 @routes.get("/inbox")
 async def inbox(request: web.Request) -> web.Response:
-    viewer = need_viewer(request)
+    viewer = need_advocate(request)
     portal = request.app[PORTAL]
     view = request.query.get("view", "unassigned")
     if view not in q.VIEWS:
@@ -60,7 +60,7 @@ async def inbox(request: web.Request) -> web.Response:
 
 @routes.get("/requests/{rid}")
 async def show_request(request: web.Request) -> web.Response:
-    return await _request_page(request, need_viewer(request))
+    return await _request_page(request, need_advocate(request))
 
 
 async def _request_page(
@@ -77,12 +77,12 @@ async def _request_page(
     except work.NotFound:
         raise web.HTTPNotFound() from None
     colleagues = []
-    if viewer.advocate.is_admin:
+    if viewer.is_admin:
         async with transaction(portal.sessions) as session:
             colleagues = [
                 a
                 for a in await q.list_advocates(session, viewer.advocate.organisation)
-                if a.set_up_at is not None
+                if a.set_up_at is not None and a.role == q.ROLE_ADVOCATE
             ]
     return page(
         request,
@@ -108,7 +108,7 @@ def _back(request_id: str, said: str = "") -> web.HTTPSeeOther:
 
 @routes.post("/requests/{rid}/claim")
 async def claim(request: web.Request) -> web.Response:
-    viewer = need_viewer(request)
+    viewer = need_advocate(request)
     rid = request.match_info["rid"]
     try:
         ok = await work.claim(request.app[PORTAL], viewer, rid)
@@ -119,7 +119,7 @@ async def claim(request: web.Request) -> web.Response:
 
 @routes.post("/requests/{rid}/release")
 async def release(request: web.Request) -> web.Response:
-    viewer = need_viewer(request)
+    viewer = need_advocate(request)
     rid = request.match_info["rid"]
     try:
         await work.release(request.app[PORTAL], viewer, rid)
@@ -130,7 +130,7 @@ async def release(request: web.Request) -> web.Response:
 
 @routes.post("/requests/{rid}/outcome")
 async def outcome(request: web.Request) -> web.Response:
-    viewer = need_viewer(request)
+    viewer = need_advocate(request)
     rid = request.match_info["rid"]
     form = await request.post()
     what = form_text(form, "outcome", 32)
@@ -148,7 +148,7 @@ _NOTE_SAID = {"added": "note_added", "refused": "note_refused", "no_key": "note_
 
 @routes.post("/requests/{rid}/notes")
 async def add_note(request: web.Request) -> web.Response:
-    viewer = need_viewer(request)
+    viewer = need_advocate(request)
     rid = request.match_info["rid"]
     form = await request.post()
     value = form.get("note")
@@ -165,13 +165,14 @@ async def add_note(request: web.Request) -> web.Response:
 
 @routes.post("/requests/{rid}/reassign")
 async def reassign(request: web.Request) -> web.Response:
-    viewer = need_viewer(request)
+    viewer = need_advocate(request)
     rid = request.match_info["rid"]
     form = await request.post()
-    if not viewer.advocate.is_admin:
+    if not viewer.is_admin:
         raise web.HTTPNotFound()
+    to = form_text(form, "to", 32)
     try:
-        ok = await work.reassign(request.app[PORTAL], viewer, rid, form_text(form, "to", 32))
+        ok = await work.reassign(request.app[PORTAL], viewer, rid, to)
     except work.NotFound:
         raise web.HTTPNotFound() from None
     raise _back(rid, "reassigned" if ok else "not_reassigned")
