@@ -17,11 +17,15 @@ safebot keys revoke --key-id ID never seal to this key again
 safebot handoffs export --org ORG --identity FILE [--identity FILE ...] [--passphrase-file F]
                         [--format jsonl|text]
 safebot purge                   run the retention job once
-safebot advocates add --org ORG --name NAME [--admin] | list [--org ORG] | remove ID
+safebot advocates add --org ORG --name NAME [--admin | --role outreach] | list [--org ORG]
+                                | remove ID
 safebot audit verify            check the portal's hash-chained audit log
 safebot outreach campaign add | list | retire CODE
 safebot outreach link --campaign CODE --lang LANG
-safebot outreach counts         counters per campaign, language and week; 1-9 as "fewer than 10"
+safebot outreach counts         counters per campaign, language and week, with totals,
+                                disclosure-controlled (1-9 as "fewer than 10")
+safebot report --from YYYY-MM-DD --to YYYY-MM-DD [--out DIR]
+                                the transparency report: report.md, report.csv and a chart
 """
 
 from __future__ import annotations
@@ -38,18 +42,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-NO_TOKEN_HELP = """\
-safebot run: TELEGRAM_BOT_TOKEN is not set, so there is no bot to connect to Telegram.
-
-To get a token: open Telegram, talk to @BotFather, send /newbot and follow the steps.
-Then run:
-
-    TELEGRAM_BOT_TOKEN=123456:ABC... safebot run
-
-To try the conversation without a token, in this terminal:
-
-    safebot chat
-"""
+NO_TOKEN_HELP = (
+    "safebot run: TELEGRAM_BOT_TOKEN is not set: get one from @BotFather in Telegram (/newbot)"
+    " and run TELEGRAM_BOT_TOKEN=123456:ABC... safebot run, or try `safebot chat` without one"
+)
 
 
 # Named in the --help of every command that touches the database.
@@ -238,9 +234,11 @@ def _parser() -> argparse.ArgumentParser:
 
     from bot.outreach import add_commands as add_outreach
     from bot.portal.commands import add_commands
+    from bot.report import add_command as add_report
 
     add_commands(sub, command, NEEDS)
     add_outreach(sub, command, NEEDS)
+    add_report(sub, command, NEEDS)
     return p
 
 

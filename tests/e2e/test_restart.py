@@ -312,3 +312,4 @@ def test_run_without_a_token_explains_how_to_get_one(tmp_path: Path) -> None:
     assert "TELEGRAM_BOT_TOKEN" in result.stderr
     assert "@BotFather" in result.stderr
     assert "safebot chat" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, no traceback
