@@ -2,7 +2,7 @@
 
 safebot outreach campaign add           make a campaign; print its (random, opaque) code
 safebot outreach campaign list          codes, when made, whether retired
-safebot outreach campaign retire CODE   its links start normally from now on (counted as no campaign)
+safebot outreach campaign retire CODE   its links start normally from now on, as no campaign
 safebot outreach link --campaign CODE --lang LANG
                                         print https://t.me/<bot>?start=<payload>
 safebot outreach poster --campaign CODE --lang LANG | --all-languages --format pdf|png|svg

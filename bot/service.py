@@ -434,6 +434,7 @@ class ConversationService:
         draft_keys = {w.chat_key: person_draft_key(server_key, w.channel, w.user_id) for w in work}
         states = await conversations.load_many(session, draft_keys, now, legacy_key=server_key)
         saves: list[tuple[str, ConversationState]] = []
+        kept_clock: set[str] = set()  # no new answer: the draft's expiry stays
         messages: list[tuple[str, int]] = []
         outgoing: list[list[tuple[delivery.Outgoing, Queued]]] = []
         done: list[tuple[_Work, _TurnState, tuple[Reply, ...], tuple[int, ...]]] = []
@@ -470,6 +471,8 @@ class ConversationService:
                 await queries.delete_conversation(session, w.chat_key)
             else:
                 saves.append((w.chat_key, acc.state))
+                if not conversations.answered(known, acc.state):
+                    kept_clock.add(w.chat_key)
                 if known is None and not acc.campaign_start:
                     # A new conversation (no live state before this turn), by no campaign
                     # link, in the language it ended the turn in.
@@ -488,7 +491,9 @@ class ConversationService:
                 outgoing.append([])
             done.append((w, acc, replies, delete_ids))
         await queries.remember_many(session, messages, now)
-        await conversations.save_many(session, saves, now, draft_keys, self.lifetimes)
+        await conversations.save_many(
+            session, saves, now, draft_keys, self.lifetimes, kept_clock=kept_clock
+        )
         for (campaign, language, counter), count in sorted(counted.items()):
             # In the turns' transaction: a crash never counts without its turn. Sorted, so
             # two batches never take the same counter rows in opposite orders (PostgreSQL).

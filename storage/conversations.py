@@ -11,10 +11,11 @@ A stored state whose draft no longer opens (the key changed) loads without its a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flows.state import ROUTING_FIELDS, ConversationState
@@ -62,37 +63,57 @@ async def load_many(
     return states
 
 
+def answered(before: ConversationState | None, after: ConversationState) -> bool:
+    """Whether a turn restarts the draft's clock: her answers (or the campaign kept with
+    them) changed. Reading screens or moving between questions does not: the screens say
+    the answers go a fixed time "after your last answer"."""
+    return before is None or (before.answers, before.campaign) != (after.answers, after.campaign)
+
+
 async def save_many(
     session: AsyncSession,
     states: Sequence[tuple[str, ConversationState]],
     now: dt.datetime,
     draft_keys: Mapping[str, bytes],
     lifetimes: Lifetimes,
+    *,
+    kept_clock: Collection[str] = (),
 ) -> None:
-    """Write (chat key, state) pairs in one statement: an insert, or an update of the row
-    already there (expired or not). Each draft is sealed under its person's key."""
+    """Write (chat key, state) pairs: an insert, or an update of the row already there
+    (expired or not). Each draft is sealed under its person's key. A draft's time runs from
+    now, except for the chats in `kept_clock` (no new answer this turn: see `answered`),
+    whose stored expiry stays as it was."""
     if not states:
         return
-    rows = []
+    fresh: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
     for chat_key, state in states:
         sealed = (
             seal_draft(draft_keys[chat_key], chat_key, state.draft())
             if state.has_draft_part
             else None
         )
-        rows.append(
-            {
-                "chat_key": chat_key,
-                **state.routing(),
-                "draft": sealed,
-                "draft_expires_at": None if sealed is None else now + lifetimes.draft,
-                "updated_at": now,
-                "expires_at": now + lifetimes.state,
-            }
+        row = {
+            "chat_key": chat_key,
+            **state.routing(),
+            "draft": sealed,
+            "draft_expires_at": None if sealed is None else now + lifetimes.draft,
+            "updated_at": now,
+            "expires_at": now + lifetimes.state,
+        }
+        (kept if chat_key in kept_clock else fresh).append(row)
+    table = Conversation.__table__
+    for rows, keep in ((fresh, False), (kept, True)):
+        if not rows:
+            continue
+        stmt = conflict_insert(session, Conversation)
+        update = {name: stmt.excluded[name] for name in rows[0] if name != "chat_key"}
+        if keep:
+            # The stored expiry, while there is a draft; a new one only if none was stored.
+            update["draft_expires_at"] = case(
+                (stmt.excluded.draft.is_(None), None),
+                else_=func.coalesce(table.c.draft_expires_at, stmt.excluded.draft_expires_at),
+            )
+        await session.execute(
+            stmt.on_conflict_do_update(index_elements=["chat_key"], set_=update), rows
         )
-    stmt = conflict_insert(session, Conversation)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["chat_key"],
-        set_={name: stmt.excluded[name] for name in rows[0] if name != "chat_key"},
-    )
-    await session.execute(stmt, rows)
