@@ -35,6 +35,7 @@ from flows import (
 from flows.render import NOT_PICKED
 from storage import queries
 from storage.db import transaction
+from storage.dialect import aware
 from storage.drafts import open_draft, person_draft_key, seal_draft
 from storage.models import (
     ChatMessage,
@@ -690,6 +691,41 @@ async def test_answering_after_the_draft_expired_starts_again(
     assert not says(ctx, turn, "draft_expired")
     row = await conversation_row(db, victim.chat_key)
     assert row is not None and row.step == "contact.method" and row.draft is not None
+
+
+async def test_the_draft_goes_a_fixed_time_after_her_last_answer_not_her_last_press(
+    db: Database, ctx: Context, server_secrets: ServerSecrets
+) -> None:
+    # The screens say the answers go {draft_minutes} minutes "after your last answer": reading
+    # the menu or another screen in between must not keep them longer.
+    clock = [dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)]
+    service = ConversationService(
+        ctx,
+        db.sessions,
+        server_secrets,
+        state_ttl=dt.timedelta(hours=6),
+        draft_ttl=dt.timedelta(minutes=60),
+        clock=lambda: clock[0],
+        engine=db.engine,
+    )
+    victim = Victim(service)
+    await fill_form(victim, until="contact.phone")
+    answered_at = clock[0]
+    presses = ("☰ Menu", "What happens to what I tell you?", "☰ Menu")  # none an answer
+    for press in presses:
+        clock[0] += dt.timedelta(minutes=17)
+        await victim.press(press)
+    row = await conversation_row(db, victim.chat_key)
+    assert row is not None and row.draft is not None
+    assert aware(row.draft_expires_at) == answered_at + dt.timedelta(minutes=60)
+    clock[0] = answered_at + dt.timedelta(minutes=61)
+    turn = await victim.press("📝 Continue my request")
+    assert says(ctx, turn, "draft_gone")
+    # and an answer does restart it
+    await victim.press("Talk to a support worker")
+    await victim.press("Yes, go on")
+    row = await conversation_row(db, victim.chat_key)
+    assert row is not None and aware(row.draft_expires_at) == clock[0] + dt.timedelta(minutes=60)
 
 
 # ---- quick exit after the state is gone (messages are kept for Telegram's 48 hours) ----------
