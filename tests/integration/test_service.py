@@ -35,7 +35,6 @@ from flows import (
 from flows.render import NOT_PICKED
 from storage import queries
 from storage.db import transaction
-from storage.dialect import aware
 from storage.drafts import open_draft, person_draft_key, seal_draft
 from storage.models import (
     ChatMessage,
