@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
     fill_request,
     free_port,
     send_request,
+    step_title,
     stop_bot_process,
 )
 from tests.e2e.emulator import BotApiEmulator
@@ -132,6 +133,44 @@ async def test_one_persons_updates_alternating_between_processes_keep_order(
     assert stale == 0
     assert len(set(references)) == PEOPLE
     assert stored == PEOPLE
+
+
+# Each command and the title of the screen it answers with.
+BURST = [("menu", "menu"), ("language", "language"), ("status", "status"), ("start", "welcome")]
+
+
+async def test_a_burst_sent_without_waiting_is_answered_in_order_across_processes(
+    emulator: BotApiEmulator, tmp_path: Path, pg_url: str
+) -> None:
+    # Unlike the walk above, nobody waits for a reply: a person's next update reaches the
+    # other process while the first is still being handled or its reply is still queued, so
+    # only the shared per-person order (inbox turns under the chat's lock, and each send
+    # checked to be the chat's first waiting reply) keeps her screens in the order she asked.
+    rounds = 3
+    async with behind_alternating_proxy(emulator, tmp_path, pg_url) as (proxy, _processes):
+        users = [emulator.user(9600 + i, language_code="en") for i in range(PEOPLE)]
+        for user in users:
+            await user.send_command("start")
+        await asyncio.gather(*(u.wait_for_bot_messages(1, timeout=20) for u in users))
+
+        async def burst(user_index: int) -> list[str]:
+            user = users[user_index]
+            before = len(user.bot_messages())
+            for _ in range(rounds):
+                for command, _step in BURST:
+                    await user.send_command(command)
+            await user.wait_for_bot_messages(rounds * len(BURST), timeout=30)
+            await user.settle(timeout=10)
+            return [m.text or "" for m in user.bot_messages()[before:]]
+
+        answers = await asyncio.gather(*(burst(i) for i in range(PEOPLE)))
+    expected = [step_title("en", step) for _ in range(rounds) for _c, step in BURST]
+    out_of_order = 0
+    for texts in answers:
+        assert len(texts) == len(expected), texts
+        out_of_order += sum(title not in text for title, text in zip(expected, texts, strict=True))
+    print(f"{proxy.forwarded} webhook calls alternated; screens out of order {out_of_order}")
+    assert out_of_order == 0
 
 
 async def test_polling_elects_one_poller_and_another_takes_over_after_kill_9(
