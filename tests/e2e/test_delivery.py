@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,7 @@ PHONE_Q = step_lines("en", "contact.phone")[0]
 TIMES_Q = step_lines("en", "contact.times")[0]
 PHONE = "07911 123456"
 QUICK_EXIT = flow_string("en", "quick_exit")
+HELP_NOW = step_title("en", "help.now")
 
 
 async def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -262,6 +263,58 @@ async def test_a_crowd_gets_first_replies_within_the_overall_limit(
     print(f"{n} people: last first reply after {last:.2f}s (limit {n / 30:.1f}s)")
     assert last < n / 30 + 2
     assert all(len(u.chat.bot_messages()) == 1 for u in crowd)
+
+
+async def test_quick_exit_and_the_emergency_screen_go_ahead_of_a_crowd(
+    emulator: BotApiEmulator, tmp_path: Path
+) -> None:
+    """While a crowd's first replies are being paced out at 30 a second, someone already in
+    the chat presses "I need help now" and someone else quick-exits: both are answered in
+    well under a second, ahead of the crowd (lanes), not after it."""
+    n = 150  # 5 s of first replies at 30 a second
+    server = await start_bot(bot_env(emulator, tmp_path / "data", SAFEBOT_CHAT_SEND_RATE="1"))
+    loop = asyncio.get_running_loop()
+    try:
+        urgent = emulator.user(8500, language_code="en")
+        leaving = emulator.user(8501, language_code="en")
+        for user in (urgent, leaving):
+            await step(user, lambda u=user: u.send_command("/start"), WELCOME)
+        welcome = urgent.last_bot_message()
+        crowd = [emulator.user(8600 + i, language_code="en") for i in range(n)]
+        await asyncio.gather(*(u.send_command("/start") for u in crowd))
+        await wait_until(
+            lambda: sum(bool(u.chat.bot_messages()) for u in crowd) >= 15, 10, "the crowd starts"
+        )
+        waiting = sum(not u.chat.bot_messages() for u in crowd)
+
+        async def timed(act: Callable[[], Awaitable[object]], done: Callable[[], bool]) -> float:
+            began = loop.time()
+            await act()
+            await wait_until(done, 10, "an answer ahead of the crowd")
+            return loop.time() - began
+
+        emergency, quick_exit = await asyncio.gather(
+            timed(
+                lambda: urgent.press_data(welcome.message_id, "g:help.now"),
+                lambda: HELP_NOW in (urgent.last_bot_message().text or ""),
+            ),
+            timed(
+                lambda: leaving.send_command("/exit"),
+                lambda: NEUTRAL in (leaving.last_bot_message().text or ""),
+            ),
+        )
+        await wait_until(
+            lambda: all(u.chat.bot_messages() for u in crowd), n / 30 + 10, "the crowd served"
+        )
+    finally:
+        await stop(server)
+    print(
+        f"{waiting} of {n} still waiting: emergency screen {emergency:.2f}s, "
+        f"quick exit {quick_exit:.2f}s"
+    )
+    assert waiting >= 30, "the test needs a crowd still waiting"
+    assert emergency < 1.0
+    assert quick_exit < 1.0
 
 
 def test_every_fault_kind_is_emulated() -> None:
