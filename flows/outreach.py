@@ -20,7 +20,14 @@ from dataclasses import dataclass
 
 MAX_PAYLOAD = 64  # Telegram's limit on a start parameter
 CODE_LENGTH = 8
-CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+# New codes leave out what is misread when typed from a poster (I l 1, O o 0); a code made
+# before that, with any letters and digits, still works.
+AMBIGUOUS = "Il1Oo0"
+CODE_ALPHABET = "".join(
+    c
+    for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    if c not in AMBIGUOUS
+)
 MAX_LANGUAGE = 16  # the width of the language columns
 PREFIX = "c-"
 

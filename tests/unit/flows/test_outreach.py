@@ -140,3 +140,13 @@ def test_the_campaign_rides_with_the_request_and_goes_once_stored() -> None:
     submitting = state.with_(step=CTX.flow.by_kind["submitting"])
     out = step(CTX, submitting, RequestStored("1234567890123456"))
     assert out.state.campaign is None
+
+
+def test_new_codes_are_never_misread_from_a_poster() -> None:
+    from storage.outreach import new_code
+
+    made = {new_code() for _ in range(2000)}
+    assert all(outreach.is_code(code) for code in made)
+    assert not {c for code in made for c in code} & set(outreach.AMBIGUOUS)
+    # and a code made before the change, with those letters, is still one
+    assert outreach.decode(outreach.encode("Il1Oo0Ab", "pl")) == outreach.Link("Il1Oo0Ab", "pl")
