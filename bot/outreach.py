@@ -24,16 +24,14 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.config import ConfigError, Settings, load_deployment
 from flows import outreach as links
+from storage.opening import existing_database
 
 if TYPE_CHECKING:
     from bot.poster import Format, PosterWords, Size
@@ -125,19 +123,6 @@ def add_commands(sub: Any, command: Command, epilog: str) -> None:
     )
 
 
-@asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    from storage.db import create_engine, session_factory
-    from storage.opening import require_existing
-
-    await require_existing(settings.database_url)
-    engine = create_engine(settings.database_url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -150,7 +135,10 @@ async def _add(args: argparse.Namespace, settings: Settings) -> int:
     from storage import outreach
     from storage.db import transaction
 
-    async with _database(settings) as sessions, transaction(sessions) as session:
+    async with (
+        existing_database(settings.database_url) as sessions,
+        transaction(sessions) as session,
+    ):
         campaign = await outreach.add_campaign(session, _now())
         code = campaign.code
     print(code)
@@ -161,7 +149,10 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
     from storage import outreach
     from storage.db import transaction
 
-    async with _database(settings) as sessions, transaction(sessions) as session:
+    async with (
+        existing_database(settings.database_url) as sessions,
+        transaction(sessions) as session,
+    ):
         rows = [(c.code, c.created_at, c.retired_at) for c in await outreach.campaigns(session)]
     if not rows:
         print("no campaigns (`safebot outreach campaign add` makes one)")
@@ -175,7 +166,10 @@ async def _retire(args: argparse.Namespace, settings: Settings) -> int:
     from storage import outreach
     from storage.db import transaction
 
-    async with _database(settings) as sessions, transaction(sessions) as session:
+    async with (
+        existing_database(settings.database_url) as sessions,
+        transaction(sessions) as session,
+    ):
         campaign = await outreach.retire(session, args.code, _now())
         if campaign is None:
             raise ConfigError(f"no campaign {args.code!r} (`safebot outreach campaign list`)")
@@ -200,7 +194,10 @@ async def campaign_links(settings: Settings, code: str, languages: Sequence[str]
             )
     if not links.is_code(code):
         raise ConfigError(f"no campaign {code!r} (`safebot outreach campaign list`)")
-    async with _database(settings) as sessions, transaction(sessions) as session:
+    async with (
+        existing_database(settings.database_url) as sessions,
+        transaction(sessions) as session,
+    ):
         campaign = await session.get(Campaign, code)
         if campaign is None:
             raise ConfigError(f"no campaign {code!r} (`safebot outreach campaign list`)")
@@ -356,7 +353,10 @@ async def _counts(args: argparse.Namespace, settings: Settings) -> int:
     from bot.outreach_tables import all_campaign_tables, format_counts
     from storage.db import transaction
 
-    async with _database(settings) as sessions, transaction(sessions) as session:
+    async with (
+        existing_database(settings.database_url) as sessions,
+        transaction(sessions) as session,
+    ):
         per_campaign = await all_campaign_tables(session)
     print(format_counts(per_campaign), end="")
     return 0

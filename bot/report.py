@@ -136,16 +136,14 @@ def _fail(message: str) -> int:
 
 async def _read(settings: Settings, start: dt.date, end: dt.date) -> Report:
     from bot.outreach_tables import report_tables
-    from storage.db import create_engine, session_factory, transaction
-    from storage.opening import require_existing
+    from storage.db import transaction
+    from storage.opening import existing_database
 
-    await require_existing(settings.database_url)
-    engine = create_engine(settings.database_url)
-    try:
-        async with transaction(session_factory(engine)) as session:
-            return await report_tables(session, start, end)
-    finally:
-        await engine.dispose()
+    async with (
+        existing_database(settings.database_url) as sessions,
+        transaction(sessions) as session,
+    ):
+        return await report_tables(session, start, end)
 
 
 def write_report(report: Report, out: Path, made: dt.date) -> list[Path]:

@@ -7,12 +7,15 @@ DATABASE_URL or SAFEBOT_DATA_DIR must not answer "0 requests" from a new, empty 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.db import create_engine, normalise_url, owner_only
+from storage.db import create_engine, normalise_url, owner_only, session_factory
 from storage.dialect import has_table
 from storage.errors import StorageError
 
@@ -95,3 +98,15 @@ async def require_existing(url: str) -> None:
         await engine.dispose()
     if not migrated:
         raise StorageError(NOT_MIGRATED.format(where=where(url)))
+
+
+@asynccontextmanager
+async def existing_database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the database at `url`, for a CLI command that only reads or adds to it:
+    StorageError (one clear line) unless it exists and is migrated, as `require_existing`."""
+    await require_existing(url)
+    engine = create_engine(url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.config import ConfigError, Settings, load_deployment
+from storage.opening import existing_database
 
 PORTAL_ENVIRONMENT = """
   SAFEBOT_PUBLIC_URL  origin of set-up links (default: SAFEBOT_WEBHOOK_URL's origin, else
@@ -56,19 +54,6 @@ def add_commands(sub: Any, command: Command, epilog: str) -> None:
     command(audit, "verify", "check the audit log's hash chain", _verify, epilog)
 
 
-@asynccontextmanager
-async def _database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    from storage.db import create_engine, session_factory
-    from storage.opening import require_existing
-
-    await require_existing(settings.database_url)
-    engine = create_engine(settings.database_url)
-    try:
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -88,7 +73,7 @@ async def _add(args: argparse.Namespace, settings: Settings) -> int:
     if args.admin and args.role == "outreach":
         raise ConfigError("an outreach worker cannot be an admin: give --admin or --role outreach")
     portal_settings = load_portal_settings(settings)
-    async with _database(settings) as sessions:
+    async with existing_database(settings.database_url) as sessions:
         advocate, link = await invite(
             sessions,
             portal_settings,
@@ -111,7 +96,10 @@ async def _list(args: argparse.Namespace, settings: Settings) -> int:
     from storage import portal as q
     from storage.db import transaction
 
-    async with _database(settings) as sessions, transaction(sessions) as session:
+    async with (
+        existing_database(settings.database_url) as sessions,
+        transaction(sessions) as session,
+    ):
         rows = await q.list_advocates(session, args.org)
         granted = {a.id for a in rows if a.id in await q.granted_advocates(session, a.organisation)}
     print(f"{'id':<17} {'organisation':<24} {'role':<9} {'account':<8} {'access':<7} name")
@@ -129,7 +117,7 @@ async def _remove(args: argparse.Namespace, settings: Settings) -> int:
     from bot.portal.accounts import remove
     from bot.portal.config import load_portal_secrets
 
-    async with _database(settings) as sessions:
+    async with existing_database(settings.database_url) as sessions:
         removed = await remove(sessions, load_portal_secrets(settings), args.advocate_id, _now())
     if removed is None:
         raise ConfigError(f"no advocate {args.advocate_id!r} (`safebot advocates list`)")
@@ -145,7 +133,10 @@ async def _verify(args: argparse.Namespace, settings: Settings) -> int:
     from storage import audit
     from storage.db import transaction
 
-    async with _database(settings) as sessions, transaction(sessions) as session:
+    async with (
+        existing_database(settings.database_url) as sessions,
+        transaction(sessions) as session,
+    ):
         report = await audit.verify(session, load_portal_secrets(settings).audit)
     if report.ok:
         print(f"audit log intact: {report.entries} entries, head {report.head}")

@@ -692,13 +692,11 @@ async def test_answering_after_the_draft_expired_starts_again(
     assert row is not None and row.step == "contact.method" and row.draft is not None
 
 
-async def test_the_draft_goes_a_fixed_time_after_her_last_answer_not_her_last_press(
-    db: Database, ctx: Context, server_secrets: ServerSecrets
-) -> None:
-    # The screens say the answers go {draft_minutes} minutes "after your last answer": reading
-    # the menu or another screen in between must not keep them longer.
-    clock = [dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)]
-    service = ConversationService(
+def clocked_service(
+    db: Database, ctx: Context, server_secrets: ServerSecrets, clock: list[dt.datetime]
+) -> ConversationService:
+    """A service whose clock is `clock[0]`, moved by the test."""
+    return ConversationService(
         ctx,
         db.sessions,
         server_secrets,
@@ -707,6 +705,15 @@ async def test_the_draft_goes_a_fixed_time_after_her_last_answer_not_her_last_pr
         clock=lambda: clock[0],
         engine=db.engine,
     )
+
+
+async def test_the_draft_goes_a_fixed_time_after_her_last_answer_not_her_last_press(
+    db: Database, ctx: Context, server_secrets: ServerSecrets
+) -> None:
+    # The screens say the answers go {draft_minutes} minutes "after your last answer": reading
+    # the menu or another screen in between must not keep them longer.
+    clock = [dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)]
+    service = clocked_service(db, ctx, server_secrets, clock)
     victim = Victim(service)
     await fill_form(victim, until="contact.phone")
     answered_at = clock[0]
@@ -790,15 +797,7 @@ async def test_quick_exit_deletes_only_messages_telegram_still_deletes(
     db: Database, ctx: Context, server_secrets: ServerSecrets
 ) -> None:
     clock = [dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)]
-    service = ConversationService(
-        ctx,
-        db.sessions,
-        server_secrets,
-        state_ttl=dt.timedelta(hours=6),
-        draft_ttl=dt.timedelta(minutes=60),
-        clock=lambda: clock[0],
-        engine=db.engine,
-    )
+    service = clocked_service(db, ctx, server_secrets, clock)
     victim = Victim(service)
     await victim.send(Started(language_hint="en"))
     old = list(victim.seen_message_ids)
